@@ -1,0 +1,97 @@
+"""The model contract: what every exported SavedModel provides and every consumer relies on.
+
+Layout (TensorFlow Serving's): `<model_root>/<version>/saved_model.pb` + `variables/`, version a
+positive integer.
+
+Signatures:
+- `serving_default`: `image` uint8 [batch, H, W, 1] → `probability` float32 [batch] = P(positive label).
+  Casting, intensity normalisation, scaling and channel tiling all happen inside the graph.
+- `metadata`: no inputs → `json` string scalar, a `ModelMetadata` document. Labels, input geometry
+  and operating-point thresholds are read from here, never re-typed by a consumer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SERVING_SIGNATURE = "serving_default"
+METADATA_SIGNATURE = "metadata"
+IMAGE_INPUT = "image"
+PROBABILITY_OUTPUT = "probability"
+METADATA_OUTPUT = "json"
+SCREENING = "screening"
+
+
+class OperatingPoint(BaseModel):
+    """A decision threshold and the validation figures it was chosen with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    threshold: float = Field(ge=0.0, le=1.0)
+    rule: str
+    """How the threshold was chosen, in words."""
+    validation: dict[str, float] = Field(default_factory=dict)
+    """Validation metrics at this threshold (sensitivity, specificity, ...)."""
+
+
+class ModelMetadata(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    labels: tuple[str, str]
+    """(negative, positive) class names; `probability` is P(labels[1])."""
+    input_height: int = Field(gt=0)
+    input_width: int = Field(gt=0)
+    input_channels: Literal[1] = 1
+    input_dtype: Literal["uint8"] = "uint8"
+    operating_points: dict[str, OperatingPoint]
+    default_operating_point: str = SCREENING
+    description: str = ""
+    training: dict[str, object] = Field(default_factory=dict)
+    """Provenance: data, seed, backbone, validation figures."""
+
+    @property
+    def negative_label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def positive_label(self) -> str:
+        return self.labels[1]
+
+    def operating_point(self, name: str | None = None) -> tuple[str, OperatingPoint]:
+        chosen = name or self.default_operating_point
+        try:
+            return chosen, self.operating_points[chosen]
+        except KeyError:
+            known = ", ".join(sorted(self.operating_points))
+            raise KeyError(f"unknown operating point {chosen!r}; the model has: {known}") from None
+
+    def label_for(self, probability: float, threshold: float) -> str:
+        return self.positive_label if probability >= threshold else self.negative_label
+
+
+def model_versions(model_root: Path) -> list[int]:
+    """Versions under `model_root` that hold a SavedModel, ascending."""
+    if not model_root.is_dir():
+        return []
+    return sorted(
+        int(child.name)
+        for child in model_root.iterdir()
+        if child.name.isdigit() and int(child.name) > 0 and (child / "saved_model.pb").is_file()
+    )
+
+
+def resolve_model_dir(model: Path, version: int | None = None) -> tuple[Path, int]:
+    """Accept a model root (newest or given version) or a version directory itself."""
+    if (model / "saved_model.pb").is_file() and model.name.isdigit():
+        return model, int(model.name)
+    versions = model_versions(model)
+    if version is None:
+        if not versions:
+            raise FileNotFoundError(f"no SavedModel version under {model}")
+        version = versions[-1]
+    elif version not in versions:
+        raise FileNotFoundError(f"version {version} not found under {model} (have {versions})")
+    return model / str(version), version

@@ -1,0 +1,117 @@
+"""Bytes → grayscale uint8 radiograph at the model's input size.
+
+This is the one decode/resize path of the project: training, evaluation and the gateway all call
+`load_radiograph`, so what the model sees in production is what it saw in training.
+
+The header is read first and the pixel count checked before any pixel is decoded (decompression
+bombs). Large JPEGs are decoded with libjpeg's DCT-domain downscaling (`Image.draft`) to at least
+twice the target size, then resized with bicubic filtering as the training set was made.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG"})
+DEFAULT_MAX_PIXELS = 40_000_000  # a 6k×6k detector image; far above any CR/DX radiograph
+DRAFT_FACTOR = 2  # decode JPEGs to >= 2× the target before the bicubic resize
+
+# A truncated file is an error, not a half-grey picture.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(ValueError):
+    """The bytes are not a radiograph we can read. `reason` is a stable machine-readable code."""
+
+    reason = "undecodable_image"
+
+
+class EmptyImage(ImageError):
+    reason = "empty_body"
+
+
+class UnsupportedImageFormat(ImageError):
+    reason = "unsupported_media_type"
+
+
+class ImageTooLarge(ImageError):
+    reason = "image_too_large"
+
+
+@dataclass(frozen=True)
+class Radiograph:
+    pixels: np.ndarray  # uint8 [size, size]
+    source_width: int
+    source_height: int
+
+
+def load_radiograph(
+    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, fast: bool = True
+) -> Radiograph:
+    """Decode JPEG/PNG bytes to a uint8 [size, size] grayscale image (aspect ratio squashed).
+
+    `fast=False` decodes at full resolution (the naive path, kept for benchmarks and tests).
+    """
+    image = decode(data, size, max_pixels=max_pixels, fast=fast)
+    return Radiograph(preprocess(image, size), *image.info["source_size"])
+
+
+def decode(
+    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, fast: bool = True
+) -> Image.Image:
+    """Bytes → decoded, upright PIL image. `info["source_size"]` keeps the encoded (width, height)."""
+    if not data:
+        raise EmptyImage("the image is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in SUPPORTED_FORMATS:
+                raise UnsupportedImageFormat(f"unsupported image format {image.format}; send JPEG or PNG")
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"image is {width}x{height} pixels; the limit is {max_pixels} pixels"
+                )
+            if fast and image.format == "JPEG":
+                image.draft("L", (DRAFT_FACTOR * size, DRAFT_FACTOR * size))
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImageFormat("not a JPEG or PNG image") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(str(exc)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"cannot decode image: {exc}") from exc
+    image.info["source_size"] = (width, height)
+    return image
+
+
+def preprocess(image: Image.Image, size: int) -> np.ndarray:
+    """Decoded image → uint8 [size, size] grayscale, bicubic, as the training set was made."""
+    try:
+        gray = _to_gray(image)
+        return np.asarray(gray.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot convert image: {exc}") from exc
+
+
+def _to_gray(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: stretch the used range to 8 bits (convert("L") would clip at 255).
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("L")

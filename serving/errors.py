@@ -1,0 +1,143 @@
+"""The gateway's one error hierarchy and its one JSON shape.
+
+    GatewayError                       500 internal_error
+    ├── BadRequest                     400 bad_request
+    │   └── EmptyBody                  400 empty_body
+    ├── PayloadTooLarge                413 payload_too_large
+    ├── ImageTooLarge                  413 image_too_large
+    ├── UnsupportedMediaType           415 unsupported_media_type
+    ├── UndecodableImage               422 undecodable_image
+    ├── UnknownOperatingPoint          422 unknown_operating_point
+    ├── NotReady                       503 not_ready
+    └── UpstreamError                  502 upstream_error (the inference backend failed)
+        ├── UpstreamUnavailable        503 upstream_unavailable (+ Retry-After)
+        ├── UpstreamOverloaded         503 upstream_overloaded (+ Retry-After)
+        └── UpstreamTimeout            504 upstream_timeout
+
+Every error leaves the gateway as `{"error": {"code": ..., "message": ..., "request_id": ...}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from radiograph import imaging
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(GatewayError):
+    status_code, code = 400, "bad_request"
+
+
+class EmptyBody(BadRequest):
+    code = "empty_body"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code, code = 413, "payload_too_large"
+
+
+class ImageTooLarge(GatewayError):
+    status_code, code = 413, "image_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+class UndecodableImage(GatewayError):
+    status_code, code = 422, "undecodable_image"
+
+
+class UnknownOperatingPoint(GatewayError):
+    status_code, code = 422, "unknown_operating_point"
+
+
+class NotReady(GatewayError):
+    status_code, code = 503, "not_ready"
+
+
+class UpstreamError(GatewayError):
+    status_code, code = 502, "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status_code, code = 503, "upstream_unavailable"
+
+
+class UpstreamOverloaded(UpstreamError):
+    status_code, code = 503, "upstream_overloaded"
+
+
+class UpstreamTimeout(UpstreamError):
+    status_code, code = 504, "upstream_timeout"
+
+
+def from_image_error(exc: imaging.ImageError) -> GatewayError:
+    """The decode path's errors, in the gateway's terms."""
+    if isinstance(exc, imaging.UnsupportedImageFormat):
+        return UnsupportedMediaType(str(exc))
+    if isinstance(exc, imaging.ImageTooLarge):
+        return ImageTooLarge(str(exc))
+    if isinstance(exc, imaging.EmptyImage):
+        return EmptyBody(str(exc))
+    return UndecodableImage(str(exc))
+
+
+def error_body(code: str, message: str, request_id: str | None) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("request failed: %s %s", exc.code, exc.message)
+        return JSONResponse(
+            error_body(exc.code, exc.message, _request_id(request)),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        return JSONResponse(error_body("invalid_request", details, _request_id(request)), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail), _request_id(request)),
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            error_body("internal_error", "internal error", _request_id(request)), 500
+        )

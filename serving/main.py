@@ -1,0 +1,59 @@
+"""Builds the gateway app: settings, backend, metrics, routes. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from serving import errors
+from serving.api.middleware import BodyLimit, RequestContext
+from serving.api.routes import health, metrics, predict
+from serving.config import Settings
+from serving.inference.base import InferenceBackend
+from serving.inference.factory import make_backend
+from serving.observability.logs import configure_logging
+from serving.observability.metrics import GatewayMetrics
+from serving.scoring import Scorer
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Scores pediatric chest radiographs for pneumonia. A triage aid for qualified readers: "
+    "**not a diagnostic device**."
+)
+
+
+def create_app(
+    settings: Settings | None = None,
+    backend: InferenceBackend | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    gateway_metrics = GatewayMetrics(registry or CollectorRegistry())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        chosen = backend or make_backend(settings)
+        await chosen.start()
+        app.state.backend = chosen
+        app.state.scorer = Scorer(chosen, settings, gateway_metrics)
+        log.info("gateway ready: backend=%s model=%s", chosen.name, settings.model_name)
+        try:
+            yield
+        finally:
+            await chosen.close()
+
+    app = FastAPI(title="Pneumonia X-ray gateway", description=DESCRIPTION, version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = gateway_metrics
+    errors.install_handlers(app)
+    for router in (predict.router, health.router, metrics.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=gateway_metrics)
+    return app

@@ -1,0 +1,115 @@
+"""The data plane: image bytes → verdicts. Every route (single, batch) goes through `Scorer`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import anyio.to_thread
+import numpy as np
+
+from radiograph import imaging
+from radiograph.contract import ModelMetadata, OperatingPoint
+from serving import errors
+from serving.config import Settings
+from serving.inference.base import InferenceBackend
+from serving.observability.metrics import GatewayMetrics
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    probability: float
+    threshold: float
+    operating_point: str
+    model_name: str
+    model_version: int
+
+
+class Scorer:
+    def __init__(self, backend: InferenceBackend, settings: Settings, metrics: GatewayMetrics) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.metrics = metrics
+
+    async def score(
+        self, images: list[bytes], operating_point: str | None, request_id: str
+    ) -> list[Verdict | errors.GatewayError]:
+        """One verdict per image, in order; a bad image yields its error without failing the rest.
+
+        Backend failures (no verdict possible for any image) are raised.
+        """
+        started = time.perf_counter()
+        metadata = await self.backend.metadata()
+        self._operating_point(metadata, operating_point)  # refuse a wrong name before any work
+        size = metadata.input_height
+        prepared: list[np.ndarray | errors.GatewayError] = [
+            await self._prepare(data, size) for data in images
+        ]
+        good = [p for p in prepared if isinstance(p, np.ndarray)]
+        results: list[Verdict | errors.GatewayError] = [
+            p for p in prepared if isinstance(p, errors.GatewayError)
+        ]
+        if good:
+            results = await self._infer(prepared, good, operating_point, request_id)
+        self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
+        return results
+
+    def _operating_point(
+        self, metadata: ModelMetadata, requested: str | None
+    ) -> tuple[str, OperatingPoint]:
+        try:
+            return metadata.operating_point(requested or self.settings.operating_point)
+        except KeyError as exc:
+            raise errors.UnknownOperatingPoint(exc.args[0]) from None
+
+    async def _prepare(self, data: bytes, size: int) -> np.ndarray | errors.GatewayError:
+        self.metrics.image_bytes.observe(len(data))
+        max_pixels = self.settings.max_image_pixels
+        try:
+            started = time.perf_counter()
+            image = await anyio.to_thread.run_sync(
+                lambda: imaging.decode(data, size, max_pixels=max_pixels)
+            )
+            decoded = time.perf_counter()
+            pixels = await anyio.to_thread.run_sync(imaging.preprocess, image, size)
+            self.metrics.stage_latency.labels("decode").observe(decoded - started)
+            self.metrics.stage_latency.labels("preprocess").observe(time.perf_counter() - decoded)
+        except imaging.ImageError as exc:
+            return errors.from_image_error(exc)
+        width, height = image.info["source_size"]
+        self.metrics.image_pixels.observe(width * height)
+        return pixels
+
+    async def _infer(
+        self,
+        prepared: list[np.ndarray | errors.GatewayError],
+        good: list[np.ndarray],
+        operating_point: str | None,
+        request_id: str,
+    ) -> list[Verdict | errors.GatewayError]:
+        started = time.perf_counter()
+        inference = await self.backend.predict(np.stack(good)[..., None], request_id)
+        self.metrics.stage_latency.labels("inference").observe(time.perf_counter() - started)
+        # thresholds and labels come from the version that answered
+        metadata = await self.backend.metadata(inference.model_version)
+        point_name, point = self._operating_point(metadata, operating_point)
+        version = str(inference.model_version)
+        self.metrics.serving_model(self.settings.model_name, inference.model_version, self.backend.name)
+        probabilities = iter(inference.probabilities.tolist())
+        results: list[Verdict | errors.GatewayError] = []
+        for item in prepared:
+            if isinstance(item, errors.GatewayError):
+                results.append(item)
+                continue
+            probability = float(next(probabilities))
+            label = metadata.label_for(probability, point.threshold)
+            self.metrics.probability.labels(version).observe(probability)
+            self.metrics.predictions.labels(version, label).inc()
+            results.append(
+                Verdict(
+                    label, probability, point.threshold, point_name,
+                    self.settings.model_name, inference.model_version,
+                )
+            )
+        return results

@@ -1,0 +1,160 @@
+"""`python -m training features | train | export | evaluate`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+DataDir = Annotated[Path, typer.Option(help="Folder in the public layout: <split>/{NORMAL,PNEUMONIA}/*.jpeg")]
+CacheDir = Annotated[Path, typer.Option(help="Where decoded pixels and backbone features are cached")]
+Weights = Annotated[str, typer.Option(help='Xception no-top weights: an .h5 path, or "imagenet"')]
+Seed = Annotated[int, typer.Option(help="Seed for the split, augmentation and head training")]
+
+INPUT_SIZE = 224
+
+
+@app.callback()
+def main() -> None:
+    """Train, export and evaluate the pneumonia model."""
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def features(
+    data_dir: DataDir,
+    weights: Weights,
+    cache: CacheDir = Path("cache"),
+    train_views: Annotated[int, typer.Option(help="Shifted copies of each training image")] = 3,
+    val_views: Annotated[int, typer.Option(help="Shifted copies of each validation image (hard set)")] = 2,
+    val_fraction: float = 0.15,
+    seed: Seed = 7,
+) -> None:
+    """Split train/ by patient and cache backbone features of clean and shifted views."""
+    _logging()
+    from training.features import cache_features, prepare_split
+    from training.graph import FeatureExtractor, build_backbone
+
+    prepare_split(data_dir, cache, INPUT_SIZE, val_fraction, seed)
+    extractor = FeatureExtractor(build_backbone(INPUT_SIZE, weights))
+    jobs = [("val", "clean", 1.0), ("train", "clean", 1.0)]
+    jobs += [("val", f"shift{k}", 1.5) for k in range(val_views)]
+    jobs += [("train", f"shift{k}", 1.0) for k in range(train_views)]
+    for part, view, strength in jobs:
+        cache_features(extractor, cache, part, view, strength, seed)
+
+
+RunDir = Annotated[Path, typer.Option(help="Training run folder: head weights and training.json")]
+ModelRoot = Annotated[Path, typer.Option("--model", help="Model root: <version>/saved_model.pb")]
+L2_GRID = (1e-4, 1e-3, 1e-2)
+
+
+@app.command()
+def train(
+    cache: CacheDir = Path("cache"),
+    run_dir: RunDir = Path("runs/latest"),
+    seed: Seed = 7,
+    epochs: Annotated[int, typer.Option(help="Epochs of head training")] = 30,
+) -> None:
+    """Fit the classifier head on cached features; choose it and its thresholds on validation."""
+    _logging()
+    import numpy as np
+
+    from training.data import labels_of
+    from training.features import load_split
+    from training.train import HeadConfig, operating_points, probabilities, save_run, select_and_fit
+
+    split = load_split(cache)
+    features = {
+        path.stem.removeprefix("features_"): np.load(path) for path in sorted(cache.glob("features_*.npy"))
+    }
+    grid = [HeadConfig(l2=l2, epochs=epochs) for l2 in L2_GRID]
+    head, config, selection = select_and_fit(features, split, grid, seed)
+    y_val = labels_of(split["val"])
+    views = {
+        key.removeprefix("val_"): (y_val, probabilities(head, features[key]))
+        for key in selection["val_views"]  # type: ignore[union-attr]
+    }
+    points = operating_points(views)
+    split_settings = json.loads((cache / "split_settings.json").read_text())
+    summary = {
+        "seed": seed,
+        "head": vars(config),
+        "selection": selection,
+        "split": split_settings,
+        "operating_points": {name: point.model_dump() for name, point in points.items()},
+    }
+    save_run(run_dir, head, summary)
+    for name, point in points.items():
+        typer.echo(f"{name}: threshold {point.threshold:.4f} {point.validation}")
+
+
+@app.command()
+def export(
+    weights: Weights,
+    run_dir: RunDir = Path("runs/latest"),
+    model: ModelRoot = Path("models/pneumonia"),
+    version: Annotated[int | None, typer.Option(help="Version number; default: next free")] = None,
+) -> None:
+    """Export backbone + trained head as a versioned SavedModel with its metadata."""
+    _logging()
+    from radiograph.contract import ModelMetadata, OperatingPoint
+    from training.export import export as export_model
+    from training.graph import build_backbone, build_head
+    from training.train import HeadConfig
+
+    summary = json.loads((run_dir / "training.json").read_text())
+    backbone = build_backbone(INPUT_SIZE, weights)
+    config = HeadConfig(**summary["head"])
+    head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
+    head.load_weights(run_dir / "head.weights.h5")
+    metadata = ModelMetadata(
+        labels=("NORMAL", "PNEUMONIA"),
+        input_height=INPUT_SIZE,
+        input_width=INPUT_SIZE,
+        operating_points={
+            name: OperatingPoint(**point) for name, point in summary["operating_points"].items()
+        },
+        description="Frozen ImageNet Xception on histogram-equalised input, logistic head trained "
+        "on clean and shift-augmented views of the Kermany pediatric train/ split.",
+        training={
+            "backbone": "xception" if weights != "tiny" else "tiny",
+            "split": summary["split"],
+            "seed": summary["seed"],
+            "head": summary["head"],
+        },
+    )
+    target = export_model(backbone, head, metadata, model, version)
+    typer.echo(str(target))
+
+
+@app.command()
+def evaluate(
+    data_dir: DataDir,
+    split: Annotated[str, typer.Option(help='Folder under --data-dir, or "val" (patient-grouped part of train/)')],
+    model: ModelRoot = Path("models/pneumonia"),
+    out: Annotated[Path, typer.Option(help="Report folder (metrics.json, PNGs)")] = Path("reports/eval"),
+    version: Annotated[int | None, typer.Option(help="Model version; default: newest")] = None,
+    operating_point: Annotated[str | None, typer.Option(help="Headline operating point")] = None,
+    shift_strength: Annotated[float, typer.Option(help="Score seeded shifted copies (0: as is)")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the shifted copies")] = 0,
+) -> None:
+    """Score an exported SavedModel on a split; write metrics.json and figures to --out."""
+    _logging()
+    from radiograph.savedmodel import LoadedModel
+    from training.evaluate import evaluate as run_evaluation
+    from training.evaluate import examples_for
+
+    loaded = LoadedModel.from_dir(model, version)
+    examples = examples_for(data_dir, split, loaded)
+    report = run_evaluation(loaded, examples, out, operating_point, shift_strength, seed)
+    keys = ("n", "auc", "operating_point", "threshold", "sensitivity", "specificity", "accuracy", "seconds")
+    typer.echo(json.dumps({key: report[key] for key in keys}, indent=1))

@@ -1,0 +1,121 @@
+"""Scoring an exported SavedModel on a folder split, through the gateway's decode path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from radiograph.savedmodel import LoadedModel
+from training import augment, metrics, plots
+from training.data import Example, grouped_split, index_split, labels_of, load_pixels
+
+log = logging.getLogger(__name__)
+
+VALIDATION = "val"
+
+
+def examples_for(data_dir: Path, split: str, model: LoadedModel) -> list[Example]:
+    """`val` is the patient-grouped validation part of `train/`, rebuilt from the split settings the
+    model was trained with; any other name is a folder under `data_dir`, every file kept."""
+    if split != VALIDATION:
+        return index_split(data_dir, split, deduplicate=False)
+    settings = model.metadata.training["split"]
+    assert isinstance(settings, dict)
+    _, val = grouped_split(
+        index_split(data_dir, "train"), float(settings["val_fraction"]), int(settings["seed"])
+    )
+    return val
+
+
+def score(model: LoadedModel, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
+    return np.concatenate(
+        [model.predict(pixels[i : i + batch, ..., None]) for i in range(0, len(pixels), batch)]
+    ) if len(pixels) else np.zeros(0, np.float32)
+
+
+def evaluate(
+    model: LoadedModel,
+    examples: Sequence[Example],
+    out: Path,
+    operating_point: str | None = None,
+    shift_strength: float = 0.0,
+    seed: int = 0,
+) -> dict[str, object]:
+    started = time.monotonic()
+    size = model.metadata.input_height
+    pixels = load_pixels(examples, size)
+    if shift_strength > 0:
+        pixels = augment.shifted_copies(pixels, seed=seed, strength=shift_strength)
+    y = labels_of(examples)
+    p = score(model, pixels)
+    report = build_report(model, examples, y, p, operating_point)
+    report["shift_strength"] = shift_strength
+    report["seconds"] = round(time.monotonic() - started, 1)
+    write_report(model, examples, y, p, report, out)
+    return report
+
+
+def build_report(
+    model: LoadedModel,
+    examples: Sequence[Example],
+    y: np.ndarray,
+    p: np.ndarray,
+    operating_point: str | None,
+) -> dict[str, object]:
+    chosen, point = model.metadata.operating_point(operating_point)
+    points: dict[str, object] = {}
+    for name, stored in model.metadata.operating_points.items():
+        figures = metrics.at_threshold(y, p, stored.threshold)
+        figures["ci95"] = metrics.bootstrap_intervals(y, p, stored.threshold)
+        subtypes = np.array([e.subtype for e in examples])
+        figures["sensitivity_by_subtype"] = {
+            subtype: float(np.mean(p[(y == 1) & (subtypes == subtype)] >= stored.threshold))
+            for subtype in ("bacteria", "virus")
+            if np.any((y == 1) & (subtypes == subtype))
+        }
+        points[name] = figures
+    main = points[chosen]
+    assert isinstance(main, dict)
+    return {
+        "model_version": model.version,
+        "n": len(y),
+        "n_positive": int(np.sum(y == 1)),
+        "n_negative": int(np.sum(y == 0)),
+        "auc": metrics.auc(y, p),
+        "operating_point": chosen,
+        "threshold": point.threshold,
+        **{key: main[key] for key in ("sensitivity", "specificity", "accuracy", "precision", "f1")},
+        "ci95": main["ci95"],
+        "operating_points": points,
+    }
+
+
+def write_report(
+    model: LoadedModel,
+    examples: Sequence[Example],
+    y: np.ndarray,
+    p: np.ndarray,
+    report: dict[str, object],
+    out: Path,
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    with (out / "predictions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "label", "probability"])
+        for example, label, probability in zip(examples, y, p, strict=True):
+            writer.writerow([f"{example.path.parent.name}/{example.path.name}", int(label), f"{probability:.6f}"])
+    labels = model.metadata.labels
+    thresholds = {name: op.threshold for name, op in model.metadata.operating_points.items()}
+    points = report["operating_points"]
+    assert isinstance(points, dict)
+    for name, figures in points.items():
+        title = f"v{model.version} {name} (t={thresholds[name]:.3f}), n={len(y)}"
+        plots.confusion_matrix(figures, labels, title, out / f"confusion_{name}.png")
+    plots.curves(y, p, thresholds, out, f"v{model.version}, n={len(y)}")

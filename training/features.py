@@ -1,0 +1,78 @@
+"""Backbone feature cache: the frozen Xception pass is ~95% of training cost on CPU, so it runs once
+per image view and is stored under the cache directory.
+
+Views: `clean` (as decoded) and `shift<k>` (a seeded `augment.shift` copy). Training uses the
+train views; model selection and thresholds use the validation views, the shifted ones being the
+hard validation set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from training import augment
+from training.data import Example, grouped_split, index_split, load_pixels
+
+log = logging.getLogger(__name__)
+
+
+def prepare_split(
+    data_dir: Path, cache: Path, size: int, val_fraction: float, seed: int
+) -> dict[str, list[Example]]:
+    """Index `train/`, split it by patient and cache decoded pixels for both parts."""
+    cache.mkdir(parents=True, exist_ok=True)
+    train, val = grouped_split(index_split(data_dir, "train"), val_fraction, seed)
+    parts = {"train": train, "val": val}
+    for name, examples in parts.items():
+        target = cache / f"pixels_{name}.npy"
+        if not target.exists():
+            np.save(target, load_pixels(examples, size))
+    manifest = {
+        name: [{**asdict(e), "path": str(e.path)} for e in examples] for name, examples in parts.items()
+    }
+    (cache / "split.json").write_text(json.dumps(manifest, indent=1))
+    settings = {"data": "train/", "val_fraction": val_fraction, "seed": seed, "group": "patient"}
+    (cache / "split_settings.json").write_text(json.dumps(settings))
+    log.info("split: %d train, %d val images", len(train), len(val))
+    return parts
+
+
+def load_split(cache: Path) -> dict[str, list[Example]]:
+    manifest = json.loads((cache / "split.json").read_text())
+    return {
+        name: [Example(**{**row, "path": Path(row["path"])}) for row in rows]
+        for name, rows in manifest.items()
+    }
+
+
+def view_pixels(cache: Path, part: str, view: str, strength: float, seed: int) -> np.ndarray:
+    pixels = np.load(cache / f"pixels_{part}.npy")
+    if view == "clean":
+        return pixels
+    index = int(view.removeprefix("shift"))
+    return augment.shifted_copies(pixels, seed=seed * 1000 + index + (500 if part == "val" else 0), strength=strength)
+
+
+def cache_features(
+    extractor, cache: Path, part: str, view: str, strength: float, seed: int, batch: int = 32
+) -> np.ndarray:
+    target = cache / f"features_{part}_{view}.npy"
+    if target.exists():
+        return np.load(target)
+    pixels = view_pixels(cache, part, view, strength, seed)
+    out = np.zeros((len(pixels), extractor.backbone.output_shape[-1]), np.float32)
+    started = time.monotonic()
+    for start in range(0, len(pixels), batch):
+        out[start : start + batch] = extractor(pixels[start : start + batch, ..., None]).numpy()
+        done = min(start + batch, len(pixels))
+        if (start // batch) % 20 == 0 or done == len(pixels):
+            rate = done / max(time.monotonic() - started, 1e-9)
+            log.info("features %s/%s: %d/%d (%.1f img/s)", part, view, done, len(pixels), rate)
+    np.save(target, out)
+    return out
