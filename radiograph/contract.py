@@ -4,8 +4,11 @@ Layout (TensorFlow Serving's): `<model_root>/<version>/saved_model.pb` + `variab
 positive integer.
 
 Signatures:
-- `serving_default`: `image` uint8 [batch, H, W, 1] → `probability` float32 [batch] = P(positive label).
+- `serving_default`: `image` uint8 [batch, H, W, 1] → `probability` float32 [batch] = P(positive label)
+  and `subtype_probabilities` float32 [batch, len(subtype_labels)].
   Casting, intensity normalisation, scaling and channel tiling all happen inside the graph.
+- `explain`: `image` → `probability` and `heatmap` float32 [batch, h, w] in [0, 1], a class
+  activation map of the positive class on the backbone's last feature grid (7×7), max-normalised.
 - `metadata`: no inputs → `json` string scalar, a `ModelMetadata` document. Labels, input geometry
   and operating-point thresholds are read from here, never re-typed by a consumer.
 """
@@ -19,8 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SERVING_SIGNATURE = "serving_default"
 METADATA_SIGNATURE = "metadata"
+EXPLAIN_SIGNATURE = "explain"
 IMAGE_INPUT = "image"
 PROBABILITY_OUTPUT = "probability"
+SUBTYPE_OUTPUT = "subtype_probabilities"
+HEATMAP_OUTPUT = "heatmap"
 METADATA_OUTPUT = "json"
 SCREENING = "screening"
 
@@ -47,6 +53,8 @@ class ModelMetadata(BaseModel):
     input_channels: Literal[1] = 1
     input_dtype: Literal["uint8"] = "uint8"
     operating_points: dict[str, OperatingPoint]
+    subtype_labels: tuple[str, ...] = ()
+    """Order of `subtype_probabilities` (e.g. normal, bacteria, virus); empty when the model has none."""
     default_operating_point: str = SCREENING
     description: str = ""
     training: dict[str, object] = Field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Acquisition-shift augmentation on uint8 radiographs.
 
 The withheld test split and every hospital's data were acquired differently from `train/`: other
-exposure, contrast, sharpness, resolution, compression and positioning. `shift` draws one such
+exposure, contrast, sharpness (blur and edge enhancement), resolution, compression and positioning. `shift` draws one such
 difference per image; `strength` scales every range (1.0 for training, >1 for the hard validation set).
 """
 
@@ -24,8 +24,13 @@ def shift(pixels: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -
         image = image.resize((side, side), Image.Resampling.BILINEAR).resize(
             (size, size), Image.Resampling.BICUBIC
         )
-    if rng.random() < 0.3:
+    sharpness = rng.random()
+    if sharpness < 0.3:
         image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.2 * strength))))
+    elif sharpness < 0.6:
+        # sharper detectors and edge-enhancing processing, as in some sites' exports
+        radius, percent = float(rng.uniform(1.0, 3.0)), int(rng.uniform(40, 150 * strength))
+        image = image.filter(ImageFilter.UnsharpMask(radius=radius, percent=percent, threshold=2))
     array = np.asarray(image, dtype=np.float32) / 255.0
     if rng.random() < 0.8:
         gamma = math.exp(rng.uniform(-0.5, 0.5) * strength)

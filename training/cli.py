@@ -54,7 +54,7 @@ def features(
 
 RunDir = Annotated[Path, typer.Option(help="Training run folder: head weights and training.json")]
 ModelRoot = Annotated[Path, typer.Option("--model", help="Model root: <version>/saved_model.pb")]
-L2_GRID = (1e-4, 1e-3, 1e-2)
+L2_GRID = (1e-5, 1e-4, 1e-3)
 
 
 @app.command()
@@ -70,7 +70,16 @@ def train(
 
     from training.data import labels_of
     from training.features import load_split
-    from training.train import HeadConfig, operating_points, probabilities, save_run, select_and_fit
+    from training.train import (
+        HeadConfig,
+        fit_subtype_head,
+        operating_points,
+        probabilities,
+        save_run,
+        select_and_fit,
+        subtype_report,
+        subtype_targets,
+    )
 
     split = load_split(cache)
     features = {
@@ -84,6 +93,20 @@ def train(
         for key in selection["val_views"]  # type: ignore[union-attr]
     }
     points = operating_points(views)
+    train_keys = selection["train_views"]  # type: ignore[index]
+    subtypes_train = subtype_targets(split["train"])
+    subtype_head = fit_subtype_head(
+        np.concatenate([features[k] for k in train_keys]),
+        np.concatenate([subtypes_train for _ in train_keys]),
+        config.l2,
+        epochs,
+        seed,
+    )
+    subtypes_val = subtype_targets(split["val"])
+    subtype_validation = {
+        key.removeprefix("val_"): subtype_report(subtype_head, features[key], subtypes_val)
+        for key in selection["val_views"]  # type: ignore[union-attr]
+    }
     split_settings = json.loads((cache / "split_settings.json").read_text())
     summary = {
         "seed": seed,
@@ -91,8 +114,9 @@ def train(
         "selection": selection,
         "split": split_settings,
         "operating_points": {name: point.model_dump() for name, point in points.items()},
+        "subtype_validation": subtype_validation,
     }
-    save_run(run_dir, head, summary)
+    save_run(run_dir, head, subtype_head, summary)
     for name, point in points.items():
         typer.echo(f"{name}: threshold {point.threshold:.4f} {point.validation}")
 
@@ -107,15 +131,18 @@ def export(
     """Export backbone + trained head as a versioned SavedModel with its metadata."""
     _logging()
     from radiograph.contract import ModelMetadata, OperatingPoint
+    from training.data import SUBTYPES
     from training.export import export as export_model
-    from training.graph import build_backbone, build_head
+    from training.graph import build_backbone, build_head, build_subtype_head
     from training.train import HeadConfig
 
     summary = json.loads((run_dir / "training.json").read_text())
-    backbone = build_backbone(INPUT_SIZE, weights)
+    backbone = build_backbone(INPUT_SIZE, weights, pooled=False)
     config = HeadConfig(**summary["head"])
     head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
     head.load_weights(run_dir / "head.weights.h5")
+    subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
+    subtype_head.load_weights(run_dir / "subtype.weights.h5")
     metadata = ModelMetadata(
         labels=("NORMAL", "PNEUMONIA"),
         input_height=INPUT_SIZE,
@@ -123,6 +150,7 @@ def export(
         operating_points={
             name: OperatingPoint(**point) for name, point in summary["operating_points"].items()
         },
+        subtype_labels=SUBTYPES,
         description="Frozen ImageNet Xception on histogram-equalised input, logistic head trained "
         "on clean and shift-augmented views of the Kermany pediatric train/ split.",
         training={
@@ -132,7 +160,7 @@ def export(
             "head": summary["head"],
         },
     )
-    target = export_model(backbone, head, metadata, model, version)
+    target = export_model(backbone, head, subtype_head, metadata, model, version)
     typer.echo(str(target))
 
 

@@ -10,11 +10,14 @@ import numpy as np
 import tensorflow as tf
 
 from radiograph.contract import (
+    EXPLAIN_SIGNATURE,
+    HEATMAP_OUTPUT,
     IMAGE_INPUT,
     METADATA_OUTPUT,
     METADATA_SIGNATURE,
     PROBABILITY_OUTPUT,
     SERVING_SIGNATURE,
+    SUBTYPE_OUTPUT,
     ModelMetadata,
     model_versions,
 )
@@ -27,22 +30,42 @@ WARMUP_BATCH_SIZES = (1, 8)
 
 
 class PneumoniaModule(tf.Module):
-    def __init__(self, backbone: keras.Model, head: keras.Model, metadata: ModelMetadata) -> None:
+    """Backbone (unpooled) + binary head + subtype head, with the contract's three signatures.
+
+    The binary head is linear on average-pooled features, so its class activation map is the
+    head's weights applied at each cell of the last feature grid (Zhou et al., 2016): the
+    explanation costs one matrix product and exactly decomposes the logit.
+    """
+
+    def __init__(
+        self, backbone: keras.Model, head: keras.Model, subtype_head: keras.Model, metadata: ModelMetadata
+    ) -> None:
         super().__init__(name="pneumonia")
         self.backbone = backbone
         self.head = head
+        self.subtype_head = subtype_head
         self._metadata_json = metadata.model_dump_json()
-        size = (metadata.input_height, metadata.input_width)
-        self.serve = tf.function(
-            self._serve,
-            input_signature=[tf.TensorSpec([None, *size, 1], tf.uint8, name=IMAGE_INPUT)],
-        )
+        image_spec = tf.TensorSpec([None, metadata.input_height, metadata.input_width, 1], tf.uint8, name=IMAGE_INPUT)
+        self.serve = tf.function(self._serve, input_signature=[image_spec])
+        self.explain = tf.function(self._explain, input_signature=[image_spec])
         self.metadata = tf.function(self._metadata, input_signature=[])
 
+    def _grid(self, image: tf.Tensor) -> tf.Tensor:
+        return self.backbone(to_backbone_input(image), training=False)
+
     def _serve(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = self.backbone(to_backbone_input(image), training=False)
+        features = tf.reduce_mean(self._grid(image), axis=[1, 2])
         logit = self.head(features, training=False)[:, 0]
-        return {PROBABILITY_OUTPUT: tf.sigmoid(logit)}
+        subtype_logits = self.subtype_head(features, training=False)
+        return {PROBABILITY_OUTPUT: tf.sigmoid(logit), SUBTYPE_OUTPUT: tf.nn.softmax(subtype_logits, axis=-1)}
+
+    def _explain(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
+        grid = self._grid(image)
+        logit = self.head(tf.reduce_mean(grid, axis=[1, 2]), training=False)[:, 0]
+        kernel = self.head.get_layer("logit").kernel  # [features, 1]
+        cam = tf.nn.relu(tf.einsum("bhwc,c->bhw", grid, kernel[:, 0]))
+        peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
+        return {PROBABILITY_OUTPUT: tf.sigmoid(logit), HEATMAP_OUTPUT: tf.math.divide_no_nan(cam, peak)}
 
     def _metadata(self) -> dict[str, tf.Tensor]:
         return {METADATA_OUTPUT: tf.constant(self._metadata_json)}
@@ -56,6 +79,7 @@ def next_version(model_root: Path) -> int:
 def export(
     backbone: keras.Model,
     head: keras.Model,
+    subtype_head: keras.Model,
     metadata: ModelMetadata,
     model_root: Path,
     version: int | None = None,
@@ -65,12 +89,13 @@ def export(
     target = model_root / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists; versions are immutable")
-    module = PneumoniaModule(backbone, head, metadata)
-    tf.saved_model.save(
-        module,
-        str(target),
-        signatures={SERVING_SIGNATURE: module.serve, METADATA_SIGNATURE: module.metadata},
-    )
+    module = PneumoniaModule(backbone, head, subtype_head, metadata)
+    signatures = {
+        SERVING_SIGNATURE: module.serve,
+        EXPLAIN_SIGNATURE: module.explain,
+        METADATA_SIGNATURE: module.metadata,
+    }
+    tf.saved_model.save(module, str(target), signatures=signatures)
     write_warmup(target, metadata, model_name)
     log.info("exported %s", target)
     return target

@@ -37,16 +37,16 @@ def to_backbone_input(images: tf.Tensor) -> tf.Tensor:
     return tf.tile(scaled, [1, 1, 1, 3])
 
 
-def build_backbone(size: int, weights: str | Path | None) -> keras.Model:
-    """Frozen Xception with global average pooling. `weights`: a .h5 path, "imagenet", None
-    (random), or "tiny" (a small random CNN for tests and smoke runs)."""
+def build_backbone(size: int, weights: str | Path | None, pooled: bool = True) -> keras.Model:
+    """Frozen Xception, globally average-pooled or (pooled=False) its last feature grid.
+    `weights`: a .h5 path, "imagenet", None (random), or "tiny" (a small random CNN for tests)."""
     if weights == "tiny":
-        return _tiny_backbone(size)
+        return _tiny_backbone(size, pooled)
     base = keras.applications.Xception(
         weights="imagenet" if weights == "imagenet" else None,
         include_top=False,
         input_shape=(size, size, 3),
-        pooling="avg",
+        pooling="avg" if pooled else None,
     )
     if weights not in (None, "imagenet"):
         base.load_weights(str(weights))
@@ -54,12 +54,12 @@ def build_backbone(size: int, weights: str | Path | None) -> keras.Model:
     return base
 
 
-def _tiny_backbone(size: int) -> keras.Model:
+def _tiny_backbone(size: int, pooled: bool) -> keras.Model:
     keras.utils.set_random_seed(0)
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Conv2D(8, 5, strides=4, activation="relu")(inputs)
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
-    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Conv2D(16, 3, strides=4, activation="relu")(x)
+    outputs = keras.layers.GlobalAveragePooling2D()(x) if pooled else x
     backbone = keras.Model(inputs, outputs, name="tiny")
     backbone.trainable = False
     return backbone
@@ -70,6 +70,12 @@ def build_head(feature_dim: int, dropout: float, l2: float) -> keras.Model:
     x = keras.layers.Dropout(dropout)(features)
     logit = keras.layers.Dense(1, kernel_regularizer=keras.regularizers.L2(l2), name="logit")(x)
     return keras.Model(features, logit, name="head")
+
+
+def build_subtype_head(feature_dim: int, n_classes: int, l2: float) -> keras.Model:
+    features = keras.Input((feature_dim,), name="features")
+    logits = keras.layers.Dense(n_classes, kernel_regularizer=keras.regularizers.L2(l2), name="subtype")(features)
+    return keras.Model(features, logits, name="subtype_head")
 
 
 class FeatureExtractor:

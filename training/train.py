@@ -17,8 +17,8 @@ import numpy as np
 
 from radiograph.contract import SCREENING, OperatingPoint
 from training import metrics
-from training.data import Example, labels_of
-from training.graph import build_head
+from training.data import SUBTYPES, Example, labels_of
+from training.graph import build_head, build_subtype_head
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,49 @@ def select_and_fit(
     return best[1], best[2], {"train_views": train_views, "val_views": val_views, "trials": trials}
 
 
-def save_run(run_dir: Path, head: keras.Model, summary: dict[str, object]) -> None:
+def subtype_targets(examples: list[Example]) -> np.ndarray:
+    """Index into SUBTYPES, -1 where the file name does not say."""
+    return np.array([SUBTYPES.index(e.subtype) if e.subtype in SUBTYPES else -1 for e in examples])
+
+
+def fit_subtype_head(x: np.ndarray, targets: np.ndarray, l2: float, epochs: int, seed: int) -> keras.Model:
+    """Normal / bacterial / viral softmax head on the same features (balanced class weights)."""
+    keras.utils.set_random_seed(seed)
+    known = targets >= 0
+    x, targets = x[known], targets[known]
+    head = build_subtype_head(x.shape[1], len(SUBTYPES), l2)
+    head.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    counts = np.bincount(targets, minlength=len(SUBTYPES))
+    weights = {k: len(targets) / (len(SUBTYPES) * max(int(c), 1)) for k, c in enumerate(counts)}
+    head.fit(x, targets, epochs=epochs, batch_size=64, class_weight=weights, verbose=0)
+    return head
+
+
+def subtype_report(head: keras.Model, x: np.ndarray, targets: np.ndarray) -> dict[str, object]:
+    """Per-class recall/precision and the confusion matrix on validation."""
+    known = targets >= 0
+    predicted = np.argmax(head.predict(x[known], batch_size=1024, verbose=0), axis=1)
+    truth = targets[known]
+    confusion = np.zeros((len(SUBTYPES), len(SUBTYPES)), int)
+    for t, q in zip(truth, predicted, strict=True):
+        confusion[t, q] += 1
+    per_class = {
+        name: {
+            "recall": float(confusion[k, k] / max(confusion[k].sum(), 1)),
+            "precision": float(confusion[k, k] / max(confusion[:, k].sum(), 1)),
+            "n": int(confusion[k].sum()),
+        }
+        for k, name in enumerate(SUBTYPES)
+    }
+    return {"labels": list(SUBTYPES), "per_class": per_class, "confusion": confusion.tolist(),
+            "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1))}
+
+
+def save_run(run_dir: Path, head: keras.Model, subtype_head: keras.Model, summary: dict[str, object]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     head.save_weights(run_dir / "head.weights.h5")
+    subtype_head.save_weights(run_dir / "subtype.weights.h5")
     (run_dir / "training.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -1,0 +1,74 @@
+"""Smoke test of the whole training CLI on a few dozen real images with a tiny backbone:
+features → train → export → evaluate, and the exported SavedModel honours the contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from radiograph.contract import ModelMetadata
+from radiograph.savedmodel import LoadedModel
+from training.cli import app
+
+PER_CLASS = 18
+
+
+@pytest.fixture(scope="module")
+def small_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for class_dir in ("NORMAL", "PNEUMONIA"):
+        target = root / "train" / class_dir
+        target.mkdir(parents=True)
+        for path in sorted((data_dir / "train" / class_dir).glob("*.jpeg"))[:PER_CLASS]:
+            shutil.copy(path, target / path.name)
+    return root
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, f"{args[0]} failed: {result.output}\n{result.exception!r}"
+    return result.output
+
+
+def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
+    cache, run_dir, models, report = tmp_path / "cache", tmp_path / "run", tmp_path / "models", tmp_path / "report"
+    run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
+        "--train-views", "1", "--val-views", "1", "--val-fraction", "0.3")
+    assert {p.name for p in cache.glob("features_*.npy")} == {
+        "features_train_clean.npy", "features_train_shift0.npy", "features_val_clean.npy", "features_val_shift0.npy"
+    }
+    run("train", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "2")
+    run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
+    assert (models / "1" / "saved_model.pb").is_file()
+    assert (models / "1" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
+
+    model = LoadedModel.from_dir(models)
+    spec = model._predict.structured_input_signature[1]["image"]
+    assert spec.dtype.name == "uint8" and spec.shape.as_list() == [None, 224, 224, 1]
+    assert isinstance(model.metadata, ModelMetadata)
+    assert model.metadata.labels == ("NORMAL", "PNEUMONIA")
+    assert set(model.metadata.operating_points) == {"screening", "balanced"}
+    probabilities = model.predict(np.full((3, 224, 224, 1), 100, np.uint8))
+    assert probabilities.shape == (3,) and np.all((probabilities >= 0) & (probabilities <= 1))
+
+    run("evaluate", "--data-dir", str(small_data), "--split", "val", "--model", str(models), "--out", str(report))
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert {"auc", "accuracy", "sensitivity", "specificity", "threshold", "operating_point", "n"} <= set(metrics)
+    assert metrics["n"] > 0 and metrics["operating_point"] == "screening"
+    assert (report / "confusion_screening.png").stat().st_size > 1000
+
+
+def test_second_export_gets_next_version(small_data: Path, tmp_path: Path) -> None:
+    cache, run_dir, models = tmp_path / "cache", tmp_path / "run", tmp_path / "models"
+    run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
+        "--train-views", "0", "--val-views", "0", "--val-fraction", "0.3")
+    run("train", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "1")
+    for _ in range(2):
+        run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
+    assert sorted(p.name for p in models.iterdir()) == ["1", "2"]
+    assert LoadedModel.from_dir(models).version == 2
