@@ -39,8 +39,12 @@ class LoadedModel:
         return cls(*resolve_model_dir(model, version))
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.outputs(images)[PROBABILITY_OUTPUT]
+
+    def outputs(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of `serving_default` (probability, subtype_probabilities) for uint8 [n, H, W, 1]."""
         out = self._predict(**{IMAGE_INPUT: self._tf.constant(images, dtype=self._tf.uint8)})
-        return out[PROBABILITY_OUTPUT].numpy().astype(np.float32)
+        return {name: tensor.numpy().astype(np.float32) for name, tensor in out.items()}
 
     def blank_batch(self, n: int = 1) -> np.ndarray:
         shape = (n, self.metadata.input_height, self.metadata.input_width, 1)

@@ -1,8 +1,9 @@
 """Acquisition-shift augmentation on uint8 radiographs.
 
 The withheld test split and every hospital's data were acquired differently from `train/`: other
-exposure, contrast, sharpness (blur and edge enhancement), resolution, compression and positioning. `shift` draws one such
-difference per image; `strength` scales every range (1.0 for training, >1 for the hard validation set).
+exposure, contrast, sharpness (blur and edge enhancement), resolution, compression and positioning.
+`shift` draws one such difference per image; `strength` scales every range (1.0 for training, >1
+for the hard validation set).
 """
 
 from __future__ import annotations

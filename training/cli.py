@@ -183,6 +183,6 @@ def evaluate(
 
     loaded = LoadedModel.from_dir(model, version)
     examples = examples_for(data_dir, split, loaded)
-    report = run_evaluation(loaded, examples, out, operating_point, shift_strength, seed)
+    report = run_evaluation(loaded, examples, out, operating_point, shift_strength, seed, split)
     keys = ("n", "auc", "operating_point", "threshold", "sensitivity", "specificity", "accuracy", "seconds")
     typer.echo(json.dumps({key: report[key] for key in keys}, indent=1))

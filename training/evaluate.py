@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radiograph.contract import PROBABILITY_OUTPUT, SUBTYPE_OUTPUT
 from radiograph.savedmodel import LoadedModel
 from training import augment, metrics, plots
 from training.data import Example, grouped_split, index_split, labels_of, load_pixels
@@ -33,10 +34,12 @@ def examples_for(data_dir: Path, split: str, model: LoadedModel) -> list[Example
     return val
 
 
-def score(model: LoadedModel, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
-    return np.concatenate(
-        [model.predict(pixels[i : i + batch, ..., None]) for i in range(0, len(pixels), batch)]
-    ) if len(pixels) else np.zeros(0, np.float32)
+def score(model: LoadedModel, pixels: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
+    """All model outputs for uint8 [n, H, W], batched."""
+    parts = [model.outputs(pixels[i : i + batch, ..., None]) for i in range(0, len(pixels), batch)]
+    if not parts:
+        return {PROBABILITY_OUTPUT: np.zeros(0, np.float32)}
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def evaluate(
@@ -46,6 +49,7 @@ def evaluate(
     operating_point: str | None = None,
     shift_strength: float = 0.0,
     seed: int = 0,
+    split_name: str = "",
 ) -> dict[str, object]:
     started = time.monotonic()
     size = model.metadata.input_height
@@ -53,12 +57,37 @@ def evaluate(
     if shift_strength > 0:
         pixels = augment.shifted_copies(pixels, seed=seed, strength=shift_strength)
     y = labels_of(examples)
-    p = score(model, pixels)
+    outputs = score(model, pixels)
+    p = outputs[PROBABILITY_OUTPUT]
     report = build_report(model, examples, y, p, operating_point)
+    if SUBTYPE_OUTPUT in outputs and model.metadata.subtype_labels:
+        report["subtypes"] = subtype_figures(model.metadata.subtype_labels, examples, outputs[SUBTYPE_OUTPUT])
     report["shift_strength"] = shift_strength
+    report["split"] = split_name
     report["seconds"] = round(time.monotonic() - started, 1)
     write_report(model, examples, y, p, report, out)
     return report
+
+
+def subtype_figures(
+    labels: tuple[str, ...], examples: Sequence[Example], probabilities: np.ndarray
+) -> dict[str, object]:
+    """Normal / bacterial / viral: per-class recall and precision and the confusion matrix (argmax)."""
+    known = [i for i, e in enumerate(examples) if e.subtype in labels]
+    truth = np.array([labels.index(examples[i].subtype) for i in known], dtype=int)
+    predicted = np.argmax(probabilities[known], axis=1)
+    confusion = np.zeros((len(labels), len(labels)), int)
+    np.add.at(confusion, (truth, predicted), 1)
+    per_class = {
+        name: {
+            "recall": float(confusion[k, k] / max(confusion[k].sum(), 1)),
+            "precision": float(confusion[k, k] / max(confusion[:, k].sum(), 1)),
+            "n": int(confusion[k].sum()),
+        }
+        for k, name in enumerate(labels)
+    }
+    accuracy = float(np.trace(confusion) / max(confusion.sum(), 1))
+    return {"labels": list(labels), "accuracy": accuracy, "per_class": per_class, "confusion": confusion.tolist()}
 
 
 def build_report(
@@ -119,3 +148,6 @@ def write_report(
         title = f"v{model.version} {name} (t={thresholds[name]:.3f}), n={len(y)}"
         plots.confusion_matrix(figures, labels, title, out / f"confusion_{name}.png")
     plots.curves(y, p, thresholds, out, f"v{model.version}, n={len(y)}")
+    plots.subtype_sensitivity(points, out, f"v{model.version}")
+    if "subtypes" in report:
+        plots.subtype_confusion(report["subtypes"], out, f"v{model.version}, n={len(y)}")

@@ -61,3 +61,39 @@ def curves(y: np.ndarray, p: np.ndarray, points: dict[str, float], out: Path, ti
     fig.tight_layout()
     fig.savefig(out / "calibration.png", dpi=120)
     plt.close(fig)
+
+
+def subtype_sensitivity(points: dict[str, dict], out: Path, title: str) -> None:
+    """Sensitivity for bacterial and viral pneumonia at each operating point."""
+    names = list(points)
+    subtypes = sorted({s for figures in points.values() for s in figures.get("sensitivity_by_subtype", {})})
+    if not subtypes:
+        return
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    width = 0.8 / len(subtypes)
+    for k, subtype in enumerate(subtypes):
+        values = [points[n]["sensitivity_by_subtype"].get(subtype, 0.0) for n in names]
+        bars = ax.bar(np.arange(len(names)) + k * width, values, width, label=subtype)
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(np.arange(len(names)) + width * (len(subtypes) - 1) / 2, names)
+    ax.set(ylabel="sensitivity", ylim=(0, 1.1), title=f"Sensitivity by pneumonia type — {title}")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "sensitivity_by_subtype.png", dpi=120)
+    plt.close(fig)
+
+
+def subtype_confusion(figures: dict, out: Path, title: str) -> None:
+    labels = figures["labels"]
+    cells = np.array(figures["confusion"])
+    fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    ax.imshow(cells, cmap="Purples")
+    for (row, col), value in np.ndenumerate(cells):
+        ax.text(col, row, str(int(value)), ha="center", va="center",
+                color="white" if value > cells.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), [f"pred {n}" for n in labels], fontsize=8)
+    ax.set_yticks(range(len(labels)), [f"true {n}" for n in labels], fontsize=8)
+    ax.set_title(f"Subtype (argmax) — {title}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "confusion_subtype.png", dpi=120)
+    plt.close(fig)

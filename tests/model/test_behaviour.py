@@ -70,3 +70,15 @@ def test_separates_the_classes_on_validation(model: LoadedModel, sample) -> None
     pixels, labels = sample
     p = model.predict(pixels[..., None])
     assert p[labels == 1].mean() - p[labels == 0].mean() > 0.4
+
+
+def test_subtype_head_agrees_with_the_binary_answer(model: LoadedModel, sample) -> None:
+    import tensorflow as tf
+
+    pixels, labels = sample
+    outputs = model._model.signatures["serving_default"](image=tf.constant(pixels[..., None]))
+    subtypes = outputs["subtype_probabilities"].numpy()
+    assert model.metadata.subtype_labels == ("normal", "bacteria", "virus")
+    np.testing.assert_allclose(subtypes.sum(axis=1), 1.0, atol=1e-5)
+    pneumonia_mass = subtypes[:, 1] + subtypes[:, 2]
+    assert pneumonia_mass[labels == 1].mean() - pneumonia_mass[labels == 0].mean() > 0.4
