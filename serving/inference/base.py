@@ -7,7 +7,7 @@ Two implementations: `EmbeddedBackend` (the SavedModel in this process) and `Ser
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,6 +20,17 @@ class Inference:
     """float32 [n], P(positive label) per image."""
     model_version: int
     """The version that answered."""
+    subtype_probabilities: np.ndarray | None = None
+    """float32 [n, len(metadata.subtype_labels)] when the model has a subtype head, else None."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    probabilities: np.ndarray
+    """float32 [n], P(positive label) per image (the `explain` signature's own `probability`)."""
+    heatmaps: np.ndarray
+    """float32 [n, h, w] in [0, 1]: where the model looked (class activation map, max-normalised)."""
+    model_version: int
 
 
 class InferenceBackend(Protocol):
@@ -40,3 +51,13 @@ class InferenceBackend(Protocol):
 
     async def close(self) -> None:
         """Release connections and memory."""
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """Optional beside `InferenceBackend`: a backend that can run the model's `explain` signature.
+    A backend without it (or serving a model without the signature) gets 501 on `/v1/explain`."""
+
+    async def explain(self, images: np.ndarray, request_id: str) -> Explanation:
+        """uint8 [n, H, W, 1] → probabilities and heatmaps. Raises `serving.errors.NotSupportedByBackend`
+        when the served model has no `explain` signature, `UpstreamError` subclasses on failure."""

@@ -7,15 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 import numpy as np
 
-from radiograph.contract import ModelMetadata
+from radiograph.contract import (
+    EXPLAIN_SIGNATURE,
+    HEATMAP_OUTPUT,
+    IMAGE_INPUT,
+    PROBABILITY_OUTPUT,
+    SERVING_SIGNATURE,
+    SUBTYPE_OUTPUT,
+    ModelMetadata,
+)
 from radiograph.savedmodel import LoadedModel
 from serving import errors
-from serving.inference.base import Inference
+from serving.inference.base import Explanation, Inference
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +40,8 @@ class EmbeddedBackend:
 
     async def start(self) -> None:
         self._model = await anyio.to_thread.run_sync(LoadedModel.from_dir, self.model_dir)
-        await self.predict(self._model.blank_batch(), "warm-up")
+        # warm-up (graph tracing) takes seconds on a busy machine: no request deadline applies to it
+        await self._run(self._model, SERVING_SIGNATURE, self._model.blank_batch(), timeout_s=None)
         log.info("embedded backend loaded model version %d", self._model.version)
 
     def _loaded(self) -> LoadedModel:
@@ -40,14 +51,32 @@ class EmbeddedBackend:
 
     async def predict(self, images: np.ndarray, request_id: str) -> Inference:
         model = self._loaded()
+        outputs = await self._run(model, SERVING_SIGNATURE, images, self.timeout_s)
+        probabilities = outputs[PROBABILITY_OUTPUT].astype(np.float32)
+        return Inference(probabilities, model.version, outputs.get(SUBTYPE_OUTPUT))
+
+    async def explain(self, images: np.ndarray, request_id: str) -> Explanation:
+        model = self._loaded()
+        if EXPLAIN_SIGNATURE not in _signatures(model):
+            raise errors.NotSupportedByBackend(f"model version {model.version} has no {EXPLAIN_SIGNATURE!r} signature")
+        outputs = await self._run(model, EXPLAIN_SIGNATURE, images, self.timeout_s)
+        return Explanation(outputs[PROBABILITY_OUTPUT], outputs[HEATMAP_OUTPUT], model.version)
+
+    async def _run(
+        self, model: LoadedModel, signature: str, images: np.ndarray, timeout_s: float | None
+    ) -> dict[str, np.ndarray]:
+        """Run a signature on a worker thread, abandoned after `timeout_s` (None: no limit)."""
+        function = _signatures(model)[signature]
+
+        def call() -> dict[str, np.ndarray]:
+            out = function(**{IMAGE_INPUT: model._tf.constant(images, dtype=model._tf.uint8)})
+            return {name: tensor.numpy().astype(np.float32) for name, tensor in out.items()}
+
         try:
-            with anyio.fail_after(self.timeout_s):
-                probabilities = await anyio.to_thread.run_sync(model.predict, images, abandon_on_cancel=True)
+            with anyio.fail_after(timeout_s):
+                return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except TimeoutError as exc:
-            raise errors.UpstreamTimeout(
-                f"inference took longer than {self.timeout_s:g} s"
-            ) from exc
-        return Inference(probabilities, model.version)
+            raise errors.UpstreamTimeout(f"inference took longer than {timeout_s:g} s") from exc
 
     async def metadata(self, version: int | None = None) -> ModelMetadata:
         return self._loaded().metadata
@@ -58,3 +87,8 @@ class EmbeddedBackend:
     async def close(self) -> None:
         self._model = None
         await asyncio.sleep(0)
+
+
+def _signatures(model: LoadedModel) -> Mapping[str, Any]:
+    # LoadedModel.predict returns only `probability`; subtypes and heatmaps need the signatures themselves.
+    return model._model.signatures

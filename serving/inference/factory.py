@@ -3,10 +3,13 @@ from __future__ import annotations
 from serving.config import Settings
 from serving.inference.base import InferenceBackend
 from serving.inference.embedded import EmbeddedBackend
+from serving.observability.metrics import GatewayMetrics
 
 
-def make_backend(settings: Settings) -> InferenceBackend:
+def make_backend(settings: Settings, metrics: GatewayMetrics) -> InferenceBackend:
     """TF Serving over gRPC when an address is configured, else the SavedModel in-process."""
     if settings.serving_address:
-        raise NotImplementedError("the TF Serving backend is not built yet")
+        from serving.inference.tfserving import ServingBackend  # gRPC stack only where it is used
+
+        return ServingBackend(settings, metrics)
     return EmbeddedBackend(settings.model_dir, settings.upstream_timeout_s)

@@ -1,0 +1,66 @@
+"""Running a Predict request on a loaded version, with TF Serving's checks, and replaying the
+version's warm-up records (`assets.extra/tf_serving_warmup_requests`) at load time as Serving does."""
+
+from __future__ import annotations
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+from localserving.servable import Servable, ServableError
+from radiograph.contract import SERVING_SIGNATURE
+
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+
+
+def invalid(message: str) -> ServableError:
+    return ServableError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def run_signature(servable: Servable, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    """Predict on one servable: inputs checked against the signature, outputs filtered like Serving."""
+    name = request.model_spec.signature_name or SERVING_SIGNATURE
+    if name not in servable.signature_defs:
+        raise ServableError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
+    function = servable.signatures[name]
+    expected = function.structured_input_signature[1]
+    if set(request.inputs) != set(expected):
+        raise invalid(f"inputs {sorted(request.inputs)} do not match signature {name!r} inputs {sorted(expected)}")
+    inputs = {}
+    for key, proto in request.inputs.items():
+        try:
+            array = tf.make_ndarray(proto)
+        except (ValueError, TypeError) as exc:
+            raise invalid(f"input {key!r}: tensor parsing error: {exc}") from None
+        spec = expected[key]
+        if array.dtype != spec.dtype.as_numpy_dtype or not spec.shape.is_compatible_with(array.shape):
+            raise invalid(f"input {key!r} is {array.dtype} {list(array.shape)}, the signature expects {spec}")
+        inputs[key] = tf.constant(array)
+    try:
+        outputs = function(**inputs)
+    except tf.errors.InvalidArgumentError as exc:
+        raise invalid(exc.message) from None
+    wanted = list(request.output_filter) or sorted(outputs)
+    if unknown := sorted(set(wanted) - set(outputs)):
+        raise invalid(f"output_filter names {unknown}, not outputs of signature {name!r}")
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = request.model_spec.name
+    response.model_spec.version.value = servable.version
+    response.model_spec.signature_name = name
+    for key in wanted:
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+    return response
+
+
+def replay_warmup(servable: Servable) -> int:
+    """Runs the version's warm-up Predict records so its first real request is not a cold one; returns how many."""
+    path = servable.model.path / WARMUP_FILE
+    if not path.is_file():
+        return 0
+    replayed = 0
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if log.WhichOneof("log_type") == "predict_log":
+            run_signature(servable, log.predict_log.request)
+            replayed += 1
+    return replayed
