@@ -6,4 +6,13 @@ from serving.config import Settings
 from serving.main import create_app
 
 settings = Settings()
-uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+# SIGTERM: uvicorn stops accepting, lets in-flight requests finish (up to the grace period), then exits.
+# Its access log is off: the gateway writes its own, with the request ID and without raw paths.
+uvicorn.run(
+    create_app(settings),
+    host=settings.host,
+    port=settings.port,
+    log_config=None,
+    access_log=False,
+    timeout_graceful_shutdown=settings.shutdown_grace_s,
+)

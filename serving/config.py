@@ -38,8 +38,38 @@ class Settings(BaseSettings):
     """Deadline of each inference call to the backend."""
     max_batch_images: int = Field(32, ge=1)
     """Most images in one batch request."""
+    upstream_retry_attempts: int = Field(3, ge=1)
+    """Most attempts per TF Serving call (first included); only UNAVAILABLE / RESOURCE_EXHAUSTED are retried."""
+    upstream_backoff_s: float = Field(0.05, gt=0)
+    """Pause before the first retry; doubles per retry, with jitter, never past the deadline."""
+    upstream_backoff_max_s: float = Field(0.5, gt=0)
+    """Longest pause between two attempts."""
+    readiness_timeout_s: float = Field(0.5, gt=0)
+    """Deadline of the `GetModelStatus` call behind `/readyz`."""
+    readiness_cache_s: float = Field(1.5, ge=0)
+    """How long a `/readyz` answer from TF Serving is reused, so probes cannot flood Serving."""
+    grpc_max_message_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    """Largest gRPC message to or from TF Serving (a 32-image batch is ~1.6 MB)."""
+    grpc_keepalive_s: float = Field(30.0, gt=0)
+    """Keepalive ping interval while calls are in flight: detects a dead Serving node behind a silent network."""
+    dicom_modalities: frozenset[str] = frozenset({"CR", "DX", "DR"})
+    """DICOM Modality codes accepted (JSON list, e.g. `["CR","DX","DR"]`); other modalities get 422."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Gateway log level (logs are JSON lines and never contain image data or file names)."""
+    api_keys: str | None = None
+    """Named API keys `name1:key1,name2:key2`; with neither this nor `api_keys_file` the gateway runs open."""
+    api_keys_file: Path | None = None
+    """A mounted file of API keys, one `name:key` per line (`#` comments); read at start-up."""
+    revoked_api_keys: str = ""
+    """Comma-separated names of keys that are revoked: requests bearing them get 403."""
+    max_in_flight: int = Field(16, ge=1)
+    """Requests processed at once; past it, scoring requests get 503 `overloaded` with Retry-After at once."""
+    shed_retry_after_s: int = Field(1, ge=1)
+    """The Retry-After (seconds) sent with a shed request."""
+    shutdown_grace_s: float = Field(30.0, gt=0)
+    """On SIGTERM, how long in-flight requests may take to finish before the process exits anyway."""
+    audit_log_file: Path | None = None
+    """Where audit records (one JSON line per prediction) go; unset: the `audit` logger on stderr."""
 
 
 @lru_cache

@@ -3,12 +3,17 @@
     GatewayError                       500 internal_error
     ├── BadRequest                     400 bad_request
     │   └── EmptyBody                  400 empty_body
+    ├── Unauthorized                   401 unauthorized (no or unknown API key; + WWW-Authenticate)
+    ├── Forbidden                      403 forbidden (a revoked API key)
     ├── PayloadTooLarge                413 payload_too_large
     ├── ImageTooLarge                  413 image_too_large
     ├── UnsupportedMediaType           415 unsupported_media_type
     ├── UndecodableImage               422 undecodable_image
     ├── UnknownOperatingPoint          422 unknown_operating_point
+    ├── UnsupportedModality            422 unsupported_modality (a DICOM file that is not a CR/DX radiograph)
+    ├── NotSupportedByBackend          501 not_supported (e.g. explain on a backend or model without it)
     ├── NotReady                       503 not_ready
+    ├── Overloaded                     503 overloaded (too many requests in flight; + Retry-After)
     └── UpstreamError                  502 upstream_error (the inference backend failed)
         ├── UpstreamUnavailable        503 upstream_unavailable (+ Retry-After)
         ├── UpstreamOverloaded         503 upstream_overloaded (+ Retry-After)
@@ -26,7 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from radiograph import imaging
+from radiograph import dicom, imaging
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,14 @@ class EmptyBody(BadRequest):
     code = "empty_body"
 
 
+class Unauthorized(GatewayError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(GatewayError):
+    status_code, code = 403, "forbidden"
+
+
 class PayloadTooLarge(GatewayError):
     status_code, code = 413, "payload_too_large"
 
@@ -69,8 +82,20 @@ class UnknownOperatingPoint(GatewayError):
     status_code, code = 422, "unknown_operating_point"
 
 
+class UnsupportedModality(GatewayError):
+    status_code, code = 422, "unsupported_modality"
+
+
+class NotSupportedByBackend(GatewayError):
+    status_code, code = 501, "not_supported"
+
+
 class NotReady(GatewayError):
     status_code, code = 503, "not_ready"
+
+
+class Overloaded(GatewayError):
+    status_code, code = 503, "overloaded"
 
 
 class UpstreamError(GatewayError):
@@ -93,6 +118,8 @@ def from_image_error(exc: imaging.ImageError) -> GatewayError:
     """The decode path's errors, in the gateway's terms."""
     if isinstance(exc, imaging.UnsupportedImageFormat):
         return UnsupportedMediaType(str(exc))
+    if isinstance(exc, dicom.UnsupportedModality):
+        return UnsupportedModality(str(exc))
     if isinstance(exc, imaging.ImageTooLarge):
         return ImageTooLarge(str(exc))
     if isinstance(exc, imaging.EmptyImage):
@@ -128,7 +155,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(exc.detail), _request_id(request)),
             exc.status_code,

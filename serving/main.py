@@ -6,15 +6,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 
-from serving import errors
+from serving import errors, web
+from serving.api import security
+from serving.api.limits import ConcurrencyLimit
 from serving.api.middleware import BodyLimit, RequestContext
-from serving.api.routes import health, metrics, predict
+from serving.api.routes import batch, explain, health, metrics, predict
 from serving.config import Settings
 from serving.inference.base import InferenceBackend
 from serving.inference.factory import make_backend
+from serving.observability.audit import AuditLog
 from serving.observability.logs import configure_logging
 from serving.observability.metrics import GatewayMetrics
 from serving.scoring import Scorer
@@ -38,7 +41,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
-        chosen = backend or make_backend(settings)
+        app.state.api_keys.log_mode()
+        app.state.audit.open()
+        chosen = backend or make_backend(settings, gateway_metrics)
         await chosen.start()
         app.state.backend = chosen
         app.state.scorer = Scorer(chosen, settings, gateway_metrics)
@@ -47,13 +52,29 @@ def create_app(
             yield
         finally:
             await chosen.close()
+            app.state.audit.close()
 
-    app = FastAPI(title="Pneumonia X-ray gateway", description=DESCRIPTION, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="Pneumonia X-ray gateway",
+        description=DESCRIPTION,
+        version="1",
+        lifespan=lifespan,
+        dependencies=[Depends(security.authenticate)],  # every route but security.OPEN_PATHS needs an API key
+    )
     app.state.settings = settings
     app.state.metrics = gateway_metrics
+    app.state.api_keys = security.ApiKeys.from_settings(settings)
+    app.state.audit = AuditLog(settings.audit_log_file)
     errors.install_handlers(app)
-    for router in (predict.router, health.router, metrics.router):
+    for router in (predict.router, batch.router, explain.router, health.router, metrics.router, web.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ConcurrencyLimit,
+        max_in_flight=settings.max_in_flight,
+        retry_after_s=settings.shed_retry_after_s,
+        metrics=gateway_metrics,
+        drain_bytes=settings.max_body_bytes,
+    )
     app.add_middleware(RequestContext, metrics=gateway_metrics)
     return app

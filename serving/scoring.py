@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import anyio.to_thread
 import numpy as np
 
-from radiograph import imaging
+from radiograph import dicom, imaging
 from radiograph.contract import ModelMetadata, OperatingPoint
 from serving import errors
 from serving.config import Settings
-from serving.inference.base import InferenceBackend
+from serving.inference.base import Explainer, InferenceBackend
 from serving.observability.metrics import GatewayMetrics
 
 
@@ -24,6 +24,17 @@ class Verdict:
     operating_point: str
     model_name: str
     model_version: int
+    subtype: dict[str, float] | None = None
+    """Subtype probabilities (normal, bacteria, virus) when the label is positive and the model has them."""
+
+
+@dataclass(frozen=True)
+class ExplainedVerdict:
+    verdict: Verdict
+    heatmap: np.ndarray
+    """float32 [h, w] in [0, 1], the model's low-resolution map."""
+    pixels: np.ndarray
+    """uint8 [H, W], the radiograph as the model saw it."""
 
 
 class Scorer:
@@ -68,8 +79,9 @@ class Scorer:
         max_pixels = self.settings.max_image_pixels
         try:
             started = time.perf_counter()
+            modalities = self.settings.dicom_modalities
             image = await anyio.to_thread.run_sync(
-                lambda: imaging.decode(data, size, max_pixels=max_pixels)
+                lambda: dicom.decode_any(data, size, max_pixels=max_pixels, modalities=modalities)
             )
             decoded = time.perf_counter()
             pixels = await anyio.to_thread.run_sync(imaging.preprocess, image, size)
@@ -97,6 +109,7 @@ class Scorer:
         version = str(inference.model_version)
         self.metrics.serving_model(self.settings.model_name, inference.model_version, self.backend.name)
         probabilities = iter(inference.probabilities.tolist())
+        subtypes = iter(inference.subtype_probabilities if inference.subtype_probabilities is not None else [])
         results: list[Verdict | errors.GatewayError] = []
         for item in prepared:
             if isinstance(item, errors.GatewayError):
@@ -104,12 +117,38 @@ class Scorer:
                 continue
             probability = float(next(probabilities))
             label = metadata.label_for(probability, point.threshold)
+            subtype = _subtype(metadata, label, next(subtypes, None))
             self.metrics.probability.labels(version).observe(probability)
             self.metrics.predictions.labels(version, label).inc()
             results.append(
                 Verdict(
                     label, probability, point.threshold, point_name,
-                    self.settings.model_name, inference.model_version,
+                    self.settings.model_name, inference.model_version, subtype,
                 )
             )
         return results
+
+    async def explain(self, image: bytes, operating_point: str | None, request_id: str) -> ExplainedVerdict:
+        """One image → its verdict and the model's heatmap (the `explain` signature)."""
+        if not isinstance(self.backend, Explainer):
+            raise errors.NotSupportedByBackend(f"the {self.backend.name} backend cannot explain predictions")
+        metadata = await self.backend.metadata()
+        self._operating_point(metadata, operating_point)
+        pixels = await self._prepare(image, metadata.input_height)
+        if isinstance(pixels, errors.GatewayError):
+            raise pixels
+        explained = await self.backend.explain(pixels[None, ..., None], request_id)
+        metadata = await self.backend.metadata(explained.model_version)
+        point_name, point = self._operating_point(metadata, operating_point)
+        probability = float(explained.probabilities[0])
+        label = metadata.label_for(probability, point.threshold)
+        verdict = Verdict(
+            label, probability, point.threshold, point_name, self.settings.model_name, explained.model_version
+        )
+        return ExplainedVerdict(verdict, np.asarray(explained.heatmaps[0], np.float32), pixels)
+
+
+def _subtype(metadata: ModelMetadata, label: str, row: np.ndarray | None) -> dict[str, float] | None:
+    if row is None or label != metadata.positive_label or len(row) != len(metadata.subtype_labels):
+        return None
+    return {name: float(p) for name, p in zip(metadata.subtype_labels, row, strict=True)}

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from serving.config import Settings
 from serving.inference.base import InferenceBackend
+from serving.observability.audit import AuditLog
 from serving.observability.metrics import GatewayMetrics
 from serving.scoring import Scorer
 
@@ -32,8 +33,19 @@ def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
+def get_audit(request: Request) -> AuditLog:
+    return request.app.state.audit
+
+
+def get_api_key_name(request: Request) -> str | None:
+    """The caller's API key name, set by `security.authenticate` (None when the gateway runs open)."""
+    return getattr(request.state, "api_key_name", None)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 BackendDep = Annotated[InferenceBackend, Depends(get_backend)]
 MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+AuditDep = Annotated[AuditLog, Depends(get_audit)]
+ApiKeyNameDep = Annotated[str | None, Depends(get_api_key_name)]

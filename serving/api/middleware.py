@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -10,7 +11,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving import errors
+from serving.observability.logs import request_id_var
 from serving.observability.metrics import GatewayMetrics
+
+log = logging.getLogger("serving.access")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -43,13 +47,20 @@ class RequestContext:
 
         started = time.perf_counter()
         self.metrics.in_flight.inc()
+        token = request_id_var.set(request_id)  # every log line of this request carries it
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             self.metrics.in_flight.dec()
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.request_latency.labels(route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.request_latency.labels(route).observe(elapsed)
             self.metrics.requests.labels(route, str(status["code"]), state.get("label", "")).inc()
+            # the route template, never the raw path or query: nothing a client typed reaches the logs
+            fields = {"method": scope["method"], "route": route, "status": status["code"]}
+            fields["ms"] = round(elapsed * 1e3, 1)
+            log.info("request", extra={"fields": fields})
+            request_id_var.reset(token)
 
 
 class BodyLimit:

@@ -37,6 +37,11 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "gateway_in_flight_requests", "Requests being processed now.", registry=registry
         )
+        self.shed = Counter(
+            "gateway_shed_requests",
+            "Requests refused with 503 overloaded because GATEWAY_MAX_IN_FLIGHT were in flight.",
+            registry=registry,
+        )
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Failed inference calls to the backend, by gRPC status code.",
@@ -69,6 +74,11 @@ class GatewayMetrics:
             "gateway_model_info",
             "1 for the model version the gateway last served, with name and backend.",
             ["model_name", "model_version", "backend"],
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "gateway_ready",
+            "Result of the last /readyz check (1 ready, 0 not); probes call it every few seconds.",
             registry=registry,
         )
         self._current_model: tuple[str, str, str] | None = None

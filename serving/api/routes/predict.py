@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from serving.api.deps import RequestIdDep, ScorerDep
+from serving.api.deps import ApiKeyNameDep, AuditDep, RequestIdDep, ScorerDep
 from serving.api.schemas import ErrorBody, Prediction
 from serving.api.uploads import read_images, request_body_doc
 from serving.scoring import Verdict
@@ -30,11 +30,14 @@ async def predict(
     request: Request,
     scorer: ScorerDep,
     request_id: RequestIdDep,
+    audit: AuditDep,
+    api_key: ApiKeyNameDep,
     operating_point: str | None = OperatingPointQuery,
 ) -> Prediction:
     """Send the image as multipart field `file`, or as the raw body (`image/jpeg`, `image/png`)."""
     (image,) = await read_images(request, "file", limit=1)
     (result,) = await scorer.score([image], operating_point, request_id)
+    audit.predictions([image], [result], api_key)
     if isinstance(result, Exception):
         raise result
     request.state.label = result.label
