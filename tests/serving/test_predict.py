@@ -4,7 +4,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-PREDICTION_KEYS = {"label", "probability", "threshold", "operating_point", "model_name", "model_version", "request_id"}
+PREDICTION_KEYS = {
+    "label", "probability", "threshold", "operating_point", "model_name", "model_version", "request_id", "subtype"
+}
 
 
 def test_fullres_samples_multipart(gateway: TestClient, fullres_samples: list[tuple[Path, str]]) -> None:
