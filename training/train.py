@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from training.graph import build_head, build_subtype_head
 log = logging.getLogger(__name__)
 
 SCREENING_SENSITIVITY = 0.98
+THRESHOLD_MARGIN = 1e-5
+"""Stored thresholds sit at least this far below the validation score they were chosen at."""
 BALANCED = "balanced"
 
 
@@ -65,14 +68,18 @@ def operating_points(views: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[st
     p_all = np.concatenate([p for _, p in views.values()])
     balanced = metrics.youden_threshold(y_all, p_all)
 
-    def point(threshold: float, rule: str) -> OperatingPoint:
+    def point(chosen: float, rule: str) -> OperatingPoint:
+        # the chosen threshold equals a validation score; stored rounded *down* with a margin for the
+        # float differences between cached-feature scores and the exported graph's, so no image at the
+        # boundary changes side
+        threshold = math.floor((chosen - THRESHOLD_MARGIN) * 1e5) / 1e5
         figures = {
             f"{name}_{key}": value
             for name, (y, p) in views.items()
             for key, value in metrics.at_threshold(y, p, threshold).items()
             if key in ("sensitivity", "specificity", "accuracy")
         }
-        return OperatingPoint(threshold=round(threshold, 6), rule=rule, validation=figures)
+        return OperatingPoint(threshold=threshold, rule=rule, validation=figures)
 
     return {
         SCREENING: point(

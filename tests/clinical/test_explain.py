@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from radiograph.contract import ModelMetadata
 from serving.overlay import overlay
@@ -91,6 +93,33 @@ def test_png_by_accept_header(gateway: TestClient, extremes: tuple[Picture, Pict
     assert float(response.headers["x-threshold"]) == pytest.approx(as_json["threshold"], abs=1e-6)
     assert response.headers["x-operating-point"] == as_json["operating_point"]
     assert response.headers["x-model-version"] == str(as_json["model_version"])
+
+
+def test_clear_film_overlay_stays_grey(
+    gateway: TestClient, extremes: tuple[Picture, Picture], tmp_path: Path
+) -> None:
+    """The overlay's colour scales with P(pneumonia): the clearest NORMAL film is far less coloured than the
+    most certain PNEUMONIA one. Saves both side by side (`WEB_SCREENSHOT_DIR=reports/clinical` refreshes
+    the figure in docs/clinical.md and the README)."""
+    headers = {"content-type": "image/jpeg", "accept": "image/png"}
+    responses = [gateway.post("/v1/explain", content=p.jpeg, headers=headers) for p in extremes]
+    overlays = [Image.open(io.BytesIO(r.content)).convert("RGB") for r in responses]
+    colour = [float(np.ptp(np.asarray(o, dtype=int), axis=-1).mean()) for o in overlays]
+    assert colour[0] * 3 < colour[1], colour
+    scale, caption = 2, 24
+    width, height = overlays[0].width * scale, overlays[0].height * scale
+    figure = Image.new("RGB", (2 * width + 8, height + caption), "white")
+    draw = ImageDraw.Draw(figure)
+    for index, (picture, response, shown) in enumerate(zip(extremes, responses, overlays, strict=True)):
+        left = index * (width + 8)
+        figure.paste(shown.resize((width, height), Image.Resampling.BICUBIC), (left, caption))
+        verdict = response.headers
+        text = (f"{picture.truth} sample: {verdict['x-label']}, P(pneumonia)="
+                f"{float(verdict['x-probability']):.3f}, threshold {float(verdict['x-threshold']):.3f}")
+        draw.text((left + 4, 6), text, fill="black")
+    out = Path(os.environ.get("WEB_SCREENSHOT_DIR", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    figure.save(out / "heatmaps.png")
 
 
 def test_dicom_explains_like_its_jpeg(gateway: TestClient, extremes: tuple[Picture, Picture]) -> None:

@@ -33,6 +33,9 @@ def test_same_answer_as_embedded(
             k: local[k] for k in ("label", "threshold", "operating_point", "model_name")
         }
         assert remote["model_version"] == 1
+        assert (remote["subtype"] is None) == (local["subtype"] is None) == (local["label"] == "NORMAL")
+        for name, value in (local["subtype"] or {}).items():
+            assert abs(remote["subtype"][name] - value) <= 1e-5
 
 
 def test_explain_over_grpc_matches_embedded(
