@@ -52,6 +52,18 @@ def test_explain_over_grpc_matches_embedded(
     assert abs(remote.json()["probability"] - local.json()["probability"]) <= 1e-5
 
 
+def test_explain_on_a_model_without_the_signature_is_501(
+    grpc_gateway: httpx.Client, fullres_samples: list[tuple[Path, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the stand-in answers as Serving does for a signature the served version lacks: FAILED_PRECONDITION
+    monkeypatch.setattr("serving.inference.tfserving.EXPLAIN_SIGNATURE", "explain_v0")
+    data = fullres_samples[0][0].read_bytes()
+    response = grpc_gateway.post("/v1/explain", content=data, headers={"content-type": "image/jpeg"})
+    assert response.status_code == 501, response.text
+    assert response.json()["error"]["code"] == "not_supported"
+    assert grpc_gateway.post("/v1/predict", content=data, headers={"content-type": "image/jpeg"}).status_code == 200
+
+
 def test_readiness_and_info_name_the_backend(grpc_gateway: httpx.Client, fullres_samples) -> None:
     assert grpc_gateway.get("/readyz").json() == {"ready": True, "backend": "tfserving", "model_name": "pneumonia"}
     post_image(grpc_gateway, fullres_samples[0][0].read_bytes())
