@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +21,9 @@ import numpy as np
 import typer
 
 from benchmarks._samples import REPO, fullres
+from tests.live_servers import free_port, stop, wait_until_ok
 
 LEVELS = (1, 8, 32)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -39,22 +33,10 @@ def server(command: list[str], env: dict[str, str], ready_path: str, port: int) 
         command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command} exited with {process.returncode}")
-            try:
-                if httpx.get(url + ready_path, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command} not ready")
-            time.sleep(0.2)
+        wait_until_ok(url + ready_path, process, timeout_s=180)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        stop(process, timeout_s=60)
 
 
 async def level(url: str, path: str, images: list[bytes], concurrency: int, seconds: float) -> dict[str, float]:

@@ -12,50 +12,27 @@ Measured at two levels, calls interleaved so that load from other processes hits
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
-import uvicorn
 from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
+from benchmarks._samples import DATA_DIR
 from localserving import BackgroundServer
 from radiograph import imaging
 from serving.config import SHIPPED_MODEL_DIR, Settings
 from serving.inference.embedded import EmbeddedBackend
 from serving.inference.tfserving import ServingBackend
-from serving.main import create_app
 from serving.observability.metrics import GatewayMetrics
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = Path(os.environ.get("CHEST_XRAY_DIR", REPO.parent / "shared" / "data" / "chest_xray")) / "fullres_samples"
-
-
-@contextmanager
-def gateway(settings: Settings) -> Iterator[httpx.Client]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, registry=CollectorRegistry()), port=0,
-                                           log_level="warning", ws="none"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join()
+from tests.live_servers import gateway_thread
 
 
 def interleaved_medians(first: Callable[[], object], second: Callable[[], object], n: int) -> tuple[float, float]:
@@ -94,7 +71,7 @@ def rest_level(address: str, image: bytes, n: int) -> tuple[float, float]:
     def post(client: httpx.Client) -> Callable[[], object]:
         return lambda: client.post("/v1/predict", content=image, headers={"content-type": "image/jpeg"}).json()
 
-    with gateway(Settings()) as local, gateway(Settings(serving_address=address)) as remote:
+    with gateway_thread(Settings()) as local, gateway_thread(Settings(serving_address=address)) as remote:
         return interleaved_medians(post(local), post(remote), n)
 
 
@@ -102,7 +79,7 @@ def main(
     requests: Annotated[int, typer.Option(help="Timed calls per path and level.")] = 50,
     image: Annotated[Path | None, typer.Option(help="A JPEG; default: the first full-resolution sample.")] = None,
 ) -> None:
-    path = image or sorted(SAMPLES.glob("*/*.jpeg"))[0]
+    path = image or sorted((DATA_DIR / "fullres_samples").glob("*/*.jpeg"))[0]
     data = path.read_bytes()
     serving = BackgroundServer(SHIPPED_MODEL_DIR, "pneumonia")
     address = serving.start()

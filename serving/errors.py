@@ -100,6 +100,8 @@ class Overloaded(GatewayError):
 
 class UpstreamError(GatewayError):
     status_code, code = 502, "upstream_error"
+    upstream_status: str | None = None
+    """The gRPC status name TF Serving answered with (e.g. FAILED_PRECONDITION), when it answered."""
 
 
 class UpstreamUnavailable(UpstreamError):

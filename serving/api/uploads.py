@@ -63,8 +63,7 @@ async def read_images(request: Request, field: str, limit: int | None = None) ->
 async def _multipart(request: Request, limit: int | None) -> AsyncIterator[FormData]:
     """The parsed form; the parser stops at `limit` files, so a request with more never buffers them."""
     try:
-        form_context = request.form(max_files=limit or 1000, max_fields=limit or 1000)
-        form = await form_context.__aenter__()
+        form = await request.form(max_files=limit or 1000, max_fields=limit or 1000)
     except HTTPException as exc:  # Starlette's multipart errors (too many files or fields, bad framing)
         if limit is not None and "Too many" in str(exc.detail):
             raise errors.BadRequest(f"at most {limit} image(s) per request") from None

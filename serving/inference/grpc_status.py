@@ -38,4 +38,6 @@ def to_gateway_error(code: grpc.StatusCode, details: str | None) -> errors.Upstr
     error_class = _TABLE.get(code, errors.UpstreamError)
     message = f"TF Serving answered {code.name}: {(details or 'no details')[:_MAX_DETAILS]}"
     headers = {"Retry-After": str(RETRY_AFTER_S)} if error_class.status_code == 503 else None
-    return error_class(message, headers=headers)
+    error = error_class(message, headers=headers)
+    error.upstream_status = code.name
+    return error

@@ -119,7 +119,7 @@ class ServingBackend:
             response = await self._predict(request, request_id)
         except errors.UpstreamError as exc:
             # Serving answers FAILED_PRECONDITION 'signature ... not found' for a model exported without it
-            if "FAILED_PRECONDITION" in exc.message and EXPLAIN_SIGNATURE in exc.message:
+            if exc.upstream_status == "FAILED_PRECONDITION" and EXPLAIN_SIGNATURE in exc.message:
                 raise errors.NotSupportedByBackend(
                     f"the model served by TF Serving has no {EXPLAIN_SIGNATURE!r} signature"
                 ) from None

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -24,6 +20,7 @@ from serving.main import create_app
 from tests.clinical import dicom_files
 from tests.clinical.conftest import Picture
 from tests.clinical.fakes import FixedBackend
+from tests.live_servers import gateway_thread
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [
@@ -83,20 +80,8 @@ def browser_tools() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def live_gateway() -> Iterator[str]:
     """A real server on a free loopback port, with its own app and model."""
-    app = create_app(Settings(), registry=CollectorRegistry())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT_S
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=WAIT_S)
-    sock.close()
+    with gateway_thread(Settings(), ready_s=WAIT_S) as client:
+        yield str(client.base_url).rstrip("/")
 
 
 @pytest.fixture

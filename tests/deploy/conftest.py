@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.live_servers import REPO, GatewayProcess, gateway_process
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -28,41 +24,6 @@ def tool(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed: run scripts/ci-tools (apt) and scripts/bootstrap (pip)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@dataclass(frozen=True)
-class RunningGateway:
-    url: str
-    port: int
 
 
 @pytest.fixture(scope="session")
@@ -76,21 +37,8 @@ def alert_rules() -> dict:
 
 
 @pytest.fixture(scope="session")
-def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+def running_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """`python -m serving` as a deployment runs it: its own process, configured by GATEWAY_* only."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env |= {"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_LOG_LEVEL": "WARNING",
-            # the 2 s default deadline also bounds the start-up warm-up, too tight on a busy 2-core CI machine
-            "GATEWAY_UPSTREAM_TIMEOUT_S": "30"}
-    log = (tmp_path_factory.mktemp("gateway") / "gateway.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/readyz", timeout_s=180, process=process)
-        yield RunningGateway(url, port)
-    finally:
-        stop(process)
-        log.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | {"GATEWAY_LOG_LEVEL": "WARNING"}
+    with gateway_process(env, tmp_path_factory.mktemp("gateway") / "gateway.log") as gateway:
+        yield gateway

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, RunningGateway
+from conftest import REPO
 from prometheus_client.parser import text_string_to_metric_families
 from promql_names import label_matchers, metric_names
+
+from tests.live_servers import GatewayProcess
 
 DASHBOARD = REPO / "deploy/grafana/dashboards/pneumonia-gateway.json"
 
@@ -71,7 +73,7 @@ def unknown_metrics(exprs: list[str], known: set[str]) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def scrape(running_gateway: RunningGateway, fullres_samples: list[tuple[Path, str]]) -> str:
+def scrape(running_gateway: GatewayProcess, fullres_samples: list[tuple[Path, str]]) -> str:
     """/metrics after the gateway has answered a prediction, a refused image and the probes."""
     path, _ = fullres_samples[0]
     with httpx.Client(base_url=running_gateway.url, timeout=60) as client:

@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import REPO, RunningGateway, free_port, stop, tool, wait_for
+from conftest import REPO, tool
+
+from tests.live_servers import GatewayProcess, free_port, stop, wait_until_ok
 
 PROMETHEUS_DIR = REPO / "deploy/prometheus"
 
@@ -61,7 +63,7 @@ def local_config(gateway_port: int, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def prometheus(running_gateway: RunningGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus(running_gateway: GatewayProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp_path = tmp_path_factory.mktemp("prometheus")
     port = free_port()
     log = (tmp_path / "prometheus.log").open("wb")
@@ -77,7 +79,7 @@ def prometheus(running_gateway: RunningGateway, tmp_path_factory: pytest.TempPat
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{url}/-/ready", timeout_s=30, process=process)
+        wait_until_ok(f"{url}/-/ready", process, timeout_s=30)
         yield url
     finally:
         stop(process)
@@ -98,7 +100,7 @@ def query_until(prometheus: str, promql: str, accept, timeout_s: float = 30) -> 
 
 
 def test_prometheus_scrapes_the_gateways_request_counter(
-    prometheus: str, running_gateway: RunningGateway, fullres_samples: list[tuple[Path, str]]
+    prometheus: str, running_gateway: GatewayProcess, fullres_samples: list[tuple[Path, str]]
 ) -> None:
     images = [path.read_bytes() for path, _ in fullres_samples[:3]]
     with httpx.Client(base_url=running_gateway.url, timeout=60) as client:

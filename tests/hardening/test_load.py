@@ -10,6 +10,7 @@ With `GATEWAY_SERVING_ADDRESS=host:port` in the environment the gateway scores t
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.hardening.server import GatewayProcess, gateway_process
+from tests.live_servers import GatewayProcess, gateway_process
 
 MAX_IN_FLIGHT = 4
 CLIENTS = 2 * MAX_IN_FLIGHT
@@ -83,7 +84,7 @@ def run_load(tmp_path: Path, images: list[bytes], profile: Profile) -> None:
         "GATEWAY_LOG_LEVEL": "WARNING",
         "GATEWAY_UPSTREAM_TIMEOUT_S": "10",
     }
-    with gateway_process(tmp_path, env) as gateway:
+    with gateway_process(os.environ | env, tmp_path / "gateway.log", ready_s=120) as gateway:
         asyncio.run(drive(gateway, images, profile, profile.warmup))
         rss_before = gateway.rss_kib()
         tally = asyncio.run(drive(gateway, images, profile, profile.requests))

@@ -6,6 +6,7 @@ app's lifespan on every call)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from serving.main import create_app
-from tests.hardening.server import gateway_process
+from tests.live_servers import gateway_process
 
 CHECKS = [
     checks.not_a_server_error,
@@ -30,7 +31,8 @@ OPERATIONS = sorted((method.upper(), path) for path, item in create_app().openap
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
     folder: Path = tmp_path_factory.mktemp("schema")
-    with gateway_process(folder, {"GATEWAY_LOG_LEVEL": "WARNING"}) as gateway:
+    env = os.environ | {"GATEWAY_LOG_LEVEL": "WARNING"}
+    with gateway_process(env, folder / "gateway.log", ready_s=120) as gateway:
         yield schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
 
 

@@ -4,6 +4,7 @@ request that never finishes cannot hold the exit past GATEWAY_SHUTDOWN_GRACE_S."
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hardening.server import GatewayProcess, gateway_process
+from tests.live_servers import GatewayProcess, gateway_process
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -50,7 +51,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
 @pytest.mark.timeout(240)
 def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
     data = (CORPUS / "reference.png").read_bytes()
-    with gateway_process(tmp_path, {"GATEWAY_SHUTDOWN_GRACE_S": "60"}) as gateway:
+    env = os.environ | {"GATEWAY_SHUTDOWN_GRACE_S": "60"}
+    with gateway_process(env, tmp_path / "gateway.log", ready_s=120) as gateway:
         sock = start_upload(gateway, data, len(data) // 2)
         wait_in_flight(gateway, 1)
         gateway.process.send_signal(signal.SIGTERM)
@@ -69,7 +71,8 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
 @pytest.mark.timeout(240)
 def test_grace_period_bounds_the_drain(tmp_path: Path) -> None:
     data = (CORPUS / "reference.png").read_bytes()
-    with gateway_process(tmp_path, {"GATEWAY_SHUTDOWN_GRACE_S": "2"}) as gateway:
+    env = os.environ | {"GATEWAY_SHUTDOWN_GRACE_S": "2"}
+    with gateway_process(env, tmp_path / "gateway.log", ready_s=120) as gateway:
         sock = start_upload(gateway, data, 100)  # and never the rest
         wait_in_flight(gateway, 1)
         started = time.monotonic()

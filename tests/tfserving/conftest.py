@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from localserving import BackgroundServer
-from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version, running_gateway
+from tests.live_servers import gateway_thread
+from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,7 @@ def local_serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backgrou
 
 @pytest.fixture(scope="session")
 def grpc_gateway(local_serving: BackgroundServer) -> Iterator[httpx.Client]:
-    with running_gateway(gateway_settings(local_serving.address)) as client:
+    with gateway_thread(gateway_settings(local_serving.address)) as client:
         yield client
 
 

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from localserving import BackgroundServer
-from tests.tfserving.harness import TIMEOUT_S, gateway_settings, metric, running_gateway, wait_for
+from tests.live_servers import gateway_thread
+from tests.tfserving.harness import TIMEOUT_S, gateway_settings, metric, wait_for
 
 UPSTREAM_ERRORS = "gateway_upstream_errors_total"
 
@@ -162,7 +163,7 @@ def test_rejected_request_502_not_retried(
 
 
 def test_unknown_model_502_and_not_ready(local_serving: BackgroundServer, fullres_samples) -> None:
-    with running_gateway(gateway_settings(local_serving.address, model_name="xray-missing")) as client:
+    with gateway_thread(gateway_settings(local_serving.address, model_name="xray-missing")) as client:
         assert client.get("/readyz").json() == {"ready": False, "backend": "tfserving", "model_name": "xray-missing"}
         response = post_image(client, fullres_samples[0][0].read_bytes())
         assert response.status_code == 502

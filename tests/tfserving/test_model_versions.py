@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from localserving import BackgroundServer
-from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version, metric, running_gateway, wait_for
+from tests.live_servers import gateway_thread
+from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version, metric, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_new_version_on_disk_is_reported_without_restart(
     data = fullres_samples[0][0].read_bytes()
     default = gateway_settings(server.address)
     pinned = gateway_settings(server.address, model_version_label="stable")
-    with running_gateway(default) as latest, running_gateway(pinned) as stable:
+    with gateway_thread(default) as latest, gateway_thread(pinned) as stable:
         first = predict(latest, data)
         assert first["model_version"] == 1
         assert predict(stable, data)["model_version"] == 1
