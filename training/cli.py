@@ -38,18 +38,19 @@ def features(
     val_fraction: float = 0.15,
     seed: Seed = 7,
 ) -> None:
-    """Split train/ by patient and cache backbone features of clean and shifted views."""
+    """Split train/ by patient and cache the lower backbone's activations of clean and shifted views."""
     _logging()
-    from training.features import cache_features, prepare_split
-    from training.graph import FeatureExtractor, build_backbone
+    from training.features import cache_grids, prepare_split
+    from training.graph import BottomExtractor, build_backbone, split_backbone
 
     prepare_split(data_dir, cache, INPUT_SIZE, val_fraction, seed)
-    extractor = FeatureExtractor(build_backbone(INPUT_SIZE, weights))
+    bottom, _ = split_backbone(build_backbone(INPUT_SIZE, weights))
+    extractor = BottomExtractor(bottom)
     jobs = [("val", "clean", 1.0), ("train", "clean", 1.0)]
     jobs += [("val", f"shift{k}", 1.5) for k in range(val_views)]
     jobs += [("train", f"shift{k}", 1.0) for k in range(train_views)]
     for part, view, strength in jobs:
-        cache_features(extractor, cache, part, view, strength, seed)
+        cache_grids(extractor, cache, part, view, strength, seed)
 
 
 RunDir = Annotated[Path, typer.Option(help="Training run folder: head weights and training.json")]
@@ -59,19 +60,26 @@ L2_GRID = (1e-5, 1e-4, 1e-3)
 
 @app.command()
 def train(
+    weights: Weights,
     cache: CacheDir = Path("cache"),
     run_dir: RunDir = Path("runs/latest"),
     seed: Seed = 7,
-    epochs: Annotated[int, typer.Option(help="Epochs of head training")] = 30,
+    epochs: Annotated[int, typer.Option(help="Epochs of head training on frozen features")] = 30,
+    fine_tune_epochs: Annotated[int, typer.Option(help="Epochs of top-block fine-tuning (best kept)")] = 3,
+    fine_tune_lr: Annotated[float, typer.Option(help="Learning rate of top-block fine-tuning")] = 1e-4,
 ) -> None:
-    """Fit the classifier head on cached features; choose it and its thresholds on validation."""
+    """Fit the head on frozen features, fine-tune the top block with it; choose the head, the epoch
+    and the thresholds on validation."""
     _logging()
     import numpy as np
 
     from training.data import labels_of
-    from training.features import load_split
+    from training.features import load_grids, load_split
+    from training.graph import build_backbone, pooled_features, split_backbone
     from training.train import (
+        FineTuneConfig,
         HeadConfig,
+        fine_tune,
         fit_subtype_head,
         operating_points,
         probabilities,
@@ -82,12 +90,21 @@ def train(
     )
 
     split = load_split(cache)
-    features = {
-        path.stem.removeprefix("features_"): np.load(path) for path in sorted(cache.glob("features_*.npy"))
-    }
-    grid = [HeadConfig(l2=l2, epochs=epochs) for l2 in L2_GRID]
-    head, config, selection = select_and_fit(features, split, grid, seed)
+    grids = load_grids(cache)
+    _, top = split_backbone(build_backbone(INPUT_SIZE, weights))
+    features = {key: pooled_features(top, grid) for key, grid in grids.items()}
+    head_grid = [HeadConfig(l2=l2, epochs=epochs) for l2 in L2_GRID]
+    head, config, selection = select_and_fit(features, split, head_grid, seed)
     y_val = labels_of(split["val"])
+    tuning = fine_tune(
+        top,
+        head,
+        ([grids[k] for k in selection["train_views"]], labels_of(split["train"])),  # type: ignore[union-attr]
+        ({k.removeprefix("val_"): grids[k] for k in selection["val_views"]}, y_val),  # type: ignore[union-attr]
+        FineTuneConfig(epochs=fine_tune_epochs, learning_rate=fine_tune_lr),
+        seed,
+    )
+    features = {key: pooled_features(top, grid) for key, grid in grids.items()}
     views = {
         key.removeprefix("val_"): (y_val, probabilities(head, features[key]))
         for key in selection["val_views"]  # type: ignore[union-attr]
@@ -112,11 +129,12 @@ def train(
         "seed": seed,
         "head": vars(config),
         "selection": selection,
+        "fine_tuning": tuning,
         "split": split_settings,
         "operating_points": {name: point.model_dump() for name, point in points.items()},
         "subtype_validation": subtype_validation,
     }
-    save_run(run_dir, head, subtype_head, summary)
+    save_run(run_dir, top, head, subtype_head, summary)
     for name, point in points.items():
         typer.echo(f"{name}: threshold {point.threshold:.4f} {point.validation}")
 
@@ -133,11 +151,13 @@ def export(
     from radiograph.contract import ModelMetadata, OperatingPoint
     from training.data import SUBTYPES
     from training.export import export as export_model
-    from training.graph import build_backbone, build_head, build_subtype_head
+    from training.graph import build_backbone, build_head, build_subtype_head, split_backbone
     from training.train import HeadConfig
 
     summary = json.loads((run_dir / "training.json").read_text())
-    backbone = build_backbone(INPUT_SIZE, weights, pooled=False)
+    backbone = build_backbone(INPUT_SIZE, weights)
+    _, top = split_backbone(backbone)
+    top.load_weights(run_dir / "top.weights.h5")  # shares its layers with backbone
     config = HeadConfig(**summary["head"])
     head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
     head.load_weights(run_dir / "head.weights.h5")
@@ -151,13 +171,15 @@ def export(
             name: OperatingPoint(**point) for name, point in summary["operating_points"].items()
         },
         subtype_labels=SUBTYPES,
-        description="Frozen ImageNet Xception on histogram-equalised input, logistic head trained "
-        "on clean and shift-augmented views of the Kermany pediatric train/ split.",
+        description="ImageNet Xception on histogram-equalised input; top block fine-tuned for "
+        f"{summary['fine_tuning']['best_epoch']} epoch(s) with a logistic head on clean and "
+        "shift-augmented views of the Kermany pediatric train/ split.",
         training={
             "backbone": "xception" if weights != "tiny" else "tiny",
             "split": summary["split"],
             "seed": summary["seed"],
             "head": summary["head"],
+            "fine_tuning": {k: v for k, v in summary["fine_tuning"].items() if k != "history"},
         },
     )
     target = export_model(backbone, head, subtype_head, metadata, model, version)

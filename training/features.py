@@ -1,5 +1,8 @@
-"""Backbone feature cache: the frozen Xception pass is ~95% of training cost on CPU, so it runs once
-per image view and is stored under the cache directory.
+"""Backbone activation cache: the frozen lower Xception (blocks 1–13) is ~90% of training cost on
+CPU, so it runs once per image view and its output (7×7×1024) is stored under the cache directory;
+training runs and fine-tunes only the top block on it. Training views are stored as float16 (half
+the memory); validation views as float32, because thresholds are chosen on their scores and must
+hold for the exported float32 graph.
 
 Views: `clean` (as decoded) and `shift<k>` (a seeded `augment.shift` copy). Training uses the
 train views; model selection and thresholds use the validation views, the shifted ones being the
@@ -59,20 +62,27 @@ def view_pixels(cache: Path, part: str, view: str, strength: float, seed: int) -
     return augment.shifted_copies(pixels, seed=seed * 1000 + index + (500 if part == "val" else 0), strength=strength)
 
 
-def cache_features(
+def cache_grids(
     extractor, cache: Path, part: str, view: str, strength: float, seed: int, batch: int = 32
-) -> np.ndarray:
-    target = cache / f"features_{part}_{view}.npy"
+) -> Path:
+    """Lower-backbone activations of one view of one part as `grid_<part>_<view>.npy`."""
+    target = cache / f"grid_{part}_{view}.npy"
     if target.exists():
-        return np.load(target)
+        return target
     pixels = view_pixels(cache, part, view, strength, seed)
-    out = np.zeros((len(pixels), extractor.backbone.output_shape[-1]), np.float32)
+    dtype = np.float32 if part == "val" else np.float16
+    out = np.zeros((len(pixels), *extractor.bottom.output_shape[1:]), dtype)
     started = time.monotonic()
     for start in range(0, len(pixels), batch):
         out[start : start + batch] = extractor(pixels[start : start + batch, ..., None]).numpy()
         done = min(start + batch, len(pixels))
         if (start // batch) % 20 == 0 or done == len(pixels):
             rate = done / max(time.monotonic() - started, 1e-9)
-            log.info("features %s/%s: %d/%d (%.1f img/s)", part, view, done, len(pixels), rate)
+            log.info("activations %s/%s: %d/%d (%.1f img/s)", part, view, done, len(pixels), rate)
     np.save(target, out)
-    return out
+    return target
+
+
+def load_grids(cache: Path) -> dict[str, np.ndarray]:
+    """`{"<part>_<view>": activations}`, memory-mapped."""
+    return {path.stem.removeprefix("grid_"): np.load(path, mmap_mode="r") for path in sorted(cache.glob("grid_*.npy"))}

@@ -39,10 +39,13 @@ def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
     cache, run_dir, models, report = tmp_path / "cache", tmp_path / "run", tmp_path / "models", tmp_path / "report"
     run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
         "--train-views", "1", "--val-views", "1", "--val-fraction", "0.3")
-    assert {p.name for p in cache.glob("features_*.npy")} == {
-        "features_train_clean.npy", "features_train_shift0.npy", "features_val_clean.npy", "features_val_shift0.npy"
+    assert {p.name for p in cache.glob("grid_*.npy")} == {
+        "grid_train_clean.npy", "grid_train_shift0.npy", "grid_val_clean.npy", "grid_val_shift0.npy"
     }
-    run("train", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "2")
+    run("train", "--weights", "tiny", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "2",
+        "--fine-tune-epochs", "2")
+    tuning = json.loads((run_dir / "training.json").read_text())["fine_tuning"]
+    assert len(tuning["history"]) == 3 and tuning["best_epoch"] in (0, 1, 2)
     run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
     assert (models / "1" / "saved_model.pb").is_file()
     assert (models / "1" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
@@ -67,7 +70,8 @@ def test_second_export_gets_next_version(small_data: Path, tmp_path: Path) -> No
     cache, run_dir, models = tmp_path / "cache", tmp_path / "run", tmp_path / "models"
     run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
         "--train-views", "0", "--val-views", "0", "--val-fraction", "0.3")
-    run("train", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "1")
+    run("train", "--weights", "tiny", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "1",
+        "--fine-tune-epochs", "0")
     for _ in range(2):
         run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
     assert sorted(p.name for p in models.iterdir()) == ["1", "2"]
