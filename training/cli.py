@@ -104,7 +104,8 @@ def train(
         FineTuneConfig(epochs=fine_tune_epochs, learning_rate=fine_tune_lr),
         seed,
     )
-    features = {key: pooled_features(top, grid) for key, grid in grids.items()}
+    if tuning["best_epoch"]:  # the top block changed: its features change
+        features = {key: pooled_features(top, grid) for key, grid in grids.items()}
     views = {
         key.removeprefix("val_"): (y_val, probabilities(head, features[key]))
         for key in selection["val_views"]  # type: ignore[union-attr]
