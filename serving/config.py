@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, gt=0)
     """Largest accepted image, width × height, checked before decoding (413 above it)."""
     upstream_timeout_s: float = Field(2.0, gt=0)
-    """Deadline of each inference call to the backend."""
+    """Deadline of each inference call to the backend (of one image; see the next setting)."""
+    upstream_timeout_per_image_s: float = Field(0.2, ge=0)
+    """Added to the deadline for each further image in one call, so a 32-image batch on a CPU-only
+    node is not cut off (an image costs three backbone passes: the model averages three views)."""
     max_batch_images: int = Field(32, ge=1)
     """Most images in one batch request."""
     upstream_retry_attempts: int = Field(3, ge=1)
@@ -70,6 +73,12 @@ class Settings(BaseSettings):
     """On SIGTERM, how long in-flight requests may take to finish before the process exits anyway."""
     audit_log_file: Path | None = None
     """Where audit records (one JSON line per prediction) go; unset: the `audit` logger on stderr."""
+
+
+def inference_deadline_s(timeout_s: float, per_image_s: float, n_images: int) -> float:
+    """Deadline of one inference call carrying `n_images` images, retries included
+    (`upstream_timeout_s`, `upstream_timeout_per_image_s`)."""
+    return timeout_s + per_image_s * max(n_images - 1, 0)
 
 
 @lru_cache

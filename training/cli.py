@@ -41,16 +41,17 @@ def features(
     """Split train/ by patient and cache the lower backbone's activations of clean and shifted views."""
     _logging()
     from training.features import cache_grids, prepare_split
-    from training.graph import BottomExtractor, build_backbone, split_backbone
+    from training.graph import TTA_TRANSFORMS, BottomExtractor, build_backbone, split_backbone
 
     prepare_split(data_dir, cache, INPUT_SIZE, val_fraction, seed)
     bottom, _ = split_backbone(build_backbone(INPUT_SIZE, weights))
     extractor = BottomExtractor(bottom)
-    jobs = [("val", "clean", 1.0), ("train", "clean", 1.0)]
-    jobs += [("val", f"shift{k}", 1.5) for k in range(val_views)]
-    jobs += [("train", f"shift{k}", 1.0) for k in range(train_views)]
-    for part, view, strength in jobs:
-        cache_grids(extractor, cache, part, view, strength, seed)
+    val = [("val", "clean", 1.0)] + [("val", f"shift{k}", 1.5) for k in range(val_views)]
+    train = [("train", "clean", 1.0)] + [("train", f"shift{k}", 1.0) for k in range(train_views)]
+    jobs = [(*job, transform) for job in val for transform in TTA_TRANSFORMS]
+    jobs += [(*job, "identity") for job in train]
+    for part, view, strength, transform in jobs:
+        cache_grids(extractor, cache, part, view, strength, seed, transform)
 
 
 RunDir = Annotated[Path, typer.Option(help="Training run folder: head weights and training.json")]
@@ -68,14 +69,15 @@ def train(
     fine_tune_epochs: Annotated[int, typer.Option(help="Epochs of top-block fine-tuning (best kept)")] = 3,
     fine_tune_lr: Annotated[float, typer.Option(help="Learning rate of top-block fine-tuning")] = 1e-4,
 ) -> None:
-    """Fit the head on frozen features, fine-tune the top block with it; choose the head, the epoch
-    and the thresholds on validation."""
+    """Fit the head on frozen features, fine-tune the top block with it; choose the head and the
+    epoch on validation (single view), the thresholds on validation scored as the exported model
+    scores (averaged over the test-time transforms)."""
     _logging()
     import numpy as np
 
     from training.data import labels_of
-    from training.features import load_grids, load_split
-    from training.graph import build_backbone, pooled_features, split_backbone
+    from training.features import load_grids, load_split, load_tta_grids
+    from training.graph import TTA_TRANSFORMS, averaged_features, build_backbone, pooled_features, split_backbone
     from training.train import (
         FineTuneConfig,
         HeadConfig,
@@ -106,11 +108,11 @@ def train(
     )
     if tuning["best_epoch"]:  # the top block changed: its features change
         features = {key: pooled_features(top, grid) for key, grid in grids.items()}
-    views = {
-        key.removeprefix("val_"): (y_val, probabilities(head, features[key]))
+    val_features = {
+        key.removeprefix("val_"): averaged_features(top, load_tta_grids(cache, key))
         for key in selection["val_views"]  # type: ignore[union-attr]
     }
-    points = operating_points(views)
+    points = operating_points({name: (y_val, probabilities(head, x)) for name, x in val_features.items()})
     train_keys = selection["train_views"]  # type: ignore[index]
     subtypes_train = subtype_targets(split["train"])
     subtype_head = fit_subtype_head(
@@ -122,8 +124,7 @@ def train(
     )
     subtypes_val = subtype_targets(split["val"])
     subtype_validation = {
-        key.removeprefix("val_"): subtype_report(subtype_head, features[key], subtypes_val)
-        for key in selection["val_views"]  # type: ignore[union-attr]
+        name: subtype_report(subtype_head, x, subtypes_val) for name, x in val_features.items()
     }
     split_settings = json.loads((cache / "split_settings.json").read_text())
     summary = {
@@ -131,6 +132,7 @@ def train(
         "head": vars(config),
         "selection": selection,
         "fine_tuning": tuning,
+        "test_time_transforms": list(TTA_TRANSFORMS),
         "split": split_settings,
         "operating_points": {name: point.model_dump() for name, point in points.items()},
         "subtype_validation": subtype_validation,
@@ -152,10 +154,16 @@ def export(
     from radiograph.contract import ModelMetadata, OperatingPoint
     from training.data import SUBTYPES
     from training.export import export as export_model
-    from training.graph import build_backbone, build_head, build_subtype_head, split_backbone
+    from training.graph import TTA_TRANSFORMS, build_backbone, build_head, build_subtype_head, split_backbone
     from training.train import HeadConfig
 
     summary = json.loads((run_dir / "training.json").read_text())
+    if summary.get("test_time_transforms") != list(TTA_TRANSFORMS):
+        raise typer.BadParameter(
+            f"{run_dir}: thresholds were chosen for test-time transforms {summary.get('test_time_transforms')}, "
+            f"the exported graph averages {list(TTA_TRANSFORMS)}; re-run train",
+            param_hint="--run-dir",
+        )
     backbone = build_backbone(INPUT_SIZE, weights)
     _, top = split_backbone(backbone)
     top.load_weights(run_dir / "top.weights.h5")  # shares its layers with backbone
@@ -174,13 +182,15 @@ def export(
         subtype_labels=SUBTYPES,
         description="ImageNet Xception on histogram-equalised input; top block fine-tuned for "
         f"{summary['fine_tuning']['best_epoch']} epoch(s) with a logistic head on clean and "
-        "shift-augmented views of the Kermany pediatric train/ split.",
+        "shift-augmented views of the Kermany pediatric train/ split; scores averaged over the "
+        "image as sent, mirrored, and its central 90% enlarged.",
         training={
             "backbone": "xception" if weights != "tiny" else "tiny",
             "split": summary["split"],
             "seed": summary["seed"],
             "head": summary["head"],
             "fine_tuning": {k: v for k, v in summary["fine_tuning"].items() if k != "history"},
+            "test_time_transforms": list(TTA_TRANSFORMS),
         },
     )
     target = export_model(backbone, head, subtype_head, metadata, model, version)

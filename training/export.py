@@ -21,7 +21,7 @@ from radiograph.contract import (
     ModelMetadata,
     model_versions,
 )
-from training.graph import to_backbone_input
+from training.graph import TTA_TRANSFORMS, to_backbone_input, tta_transform
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,14 @@ WARMUP_BATCH_SIZES = (1, 8)
 class PneumoniaModule(tf.Module):
     """Backbone (unpooled) + binary head + subtype head, with the contract's three signatures.
 
+    Features are the backbone's pooled features averaged over the test-time transforms of each
+    image (`TTA_TRANSFORMS`, one backbone pass on the stacked transforms); both heads are linear,
+    so this averages their logits.
+
     The binary head is linear on average-pooled features, so its class activation map is the
-    head's weights applied at each cell of the last feature grid (Zhou et al., 2016): the
-    explanation costs one matrix product and exactly decomposes the logit.
+    head's weights applied at each cell of the last feature grid (Zhou et al., 2016): the map
+    costs one matrix product and exactly decomposes the logit of the image as sent (the identity
+    transform; the other transforms' grids cover other fields of view and are left out of it).
     """
 
     def __init__(
@@ -50,18 +55,22 @@ class PneumoniaModule(tf.Module):
         self.explain = tf.function(self._explain, input_signature=[image_spec])
         self.metadata = tf.function(self._metadata, input_signature=[])
 
-    def _grid(self, image: tf.Tensor) -> tf.Tensor:
-        return self.backbone(to_backbone_input(image), training=False)
+    def _grids(self, image: tf.Tensor) -> tf.Tensor:
+        """[transforms, b, h, w, c]: the last feature grid of each test-time transform."""
+        stacked = tf.concat([tta_transform(image, name) for name in TTA_TRANSFORMS], axis=0)
+        grids = self.backbone(to_backbone_input(stacked), training=False)
+        return tf.reshape(grids, tf.concat([[len(TTA_TRANSFORMS), tf.shape(image)[0]], tf.shape(grids)[1:]], 0))
 
     def _serve(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = tf.reduce_mean(self._grid(image), axis=[1, 2])
+        features = tf.reduce_mean(self._grids(image), axis=[0, 2, 3])
         logit = self.head(features, training=False)[:, 0]
         subtype_logits = self.subtype_head(features, training=False)
         return {PROBABILITY_OUTPUT: tf.sigmoid(logit), SUBTYPE_OUTPUT: tf.nn.softmax(subtype_logits, axis=-1)}
 
     def _explain(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
-        grid = self._grid(image)
-        logit = self.head(tf.reduce_mean(grid, axis=[1, 2]), training=False)[:, 0]
+        grids = self._grids(image)
+        logit = self.head(tf.reduce_mean(grids, axis=[0, 2, 3]), training=False)[:, 0]
+        grid = grids[TTA_TRANSFORMS.index("identity")]
         kernel = self.head.get_layer("logit").kernel  # [features, 1]
         cam = tf.nn.relu(tf.einsum("bhwc,c->bhw", grid, kernel[:, 0]))
         peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)

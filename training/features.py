@@ -6,7 +6,9 @@ hold for the exported float32 graph.
 
 Views: `clean` (as decoded) and `shift<k>` (a seeded `augment.shift` copy). Training uses the
 train views; model selection and thresholds use the validation views, the shifted ones being the
-hard validation set.
+hard validation set. Validation views are also cached under each non-identity test-time transform
+(`tta_val_<view>_<transform>.npy`), so the operating points are chosen on the exported model's
+averaged scores.
 """
 
 from __future__ import annotations
@@ -63,26 +65,36 @@ def view_pixels(cache: Path, part: str, view: str, strength: float, seed: int) -
 
 
 def cache_grids(
-    extractor, cache: Path, part: str, view: str, strength: float, seed: int, batch: int = 32
-) -> Path:
-    """Lower-backbone activations of one view of one part as `grid_<part>_<view>.npy`."""
-    target = cache / f"grid_{part}_{view}.npy"
+    extractor, cache: Path, part: str, view: str, strength: float, seed: int, transform: str = "identity",
+    batch: int = 32,
+) -> None:
+    """Lower-backbone activations of one view of one part as `grid_<part>_<view>.npy`, or of a
+    test-time transform of it as `tta_<part>_<view>_<transform>.npy`."""
+    name = f"grid_{part}_{view}" if transform == "identity" else f"tta_{part}_{view}_{transform}"
+    target = cache / f"{name}.npy"
     if target.exists():
-        return target
+        return
     pixels = view_pixels(cache, part, view, strength, seed)
     dtype = np.float32 if part == "val" else np.float16
     out = np.zeros((len(pixels), *extractor.bottom.output_shape[1:]), dtype)
     started = time.monotonic()
     for start in range(0, len(pixels), batch):
-        out[start : start + batch] = extractor(pixels[start : start + batch, ..., None]).numpy()
+        out[start : start + batch] = extractor(pixels[start : start + batch, ..., None], transform).numpy()
         done = min(start + batch, len(pixels))
         if (start // batch) % 20 == 0 or done == len(pixels):
             rate = done / max(time.monotonic() - started, 1e-9)
-            log.info("activations %s/%s: %d/%d (%.1f img/s)", part, view, done, len(pixels), rate)
+            log.info("activations %s: %d/%d (%.1f img/s)", name, done, len(pixels), rate)
     np.save(target, out)
-    return target
 
 
 def load_grids(cache: Path) -> dict[str, np.ndarray]:
     """`{"<part>_<view>": activations}`, memory-mapped."""
     return {path.stem.removeprefix("grid_"): np.load(path, mmap_mode="r") for path in sorted(cache.glob("grid_*.npy"))}
+
+
+def load_tta_grids(cache: Path, key: str) -> dict[str, np.ndarray]:
+    """`{transform: activations}` of one cached view (`"<part>_<view>"`), the identity included."""
+    grids = {"identity": np.load(cache / f"grid_{key}.npy", mmap_mode="r")}
+    for path in sorted(cache.glob(f"tta_{key}_*.npy")):
+        grids[path.stem.removeprefix(f"tta_{key}_")] = np.load(path, mmap_mode="r")
+    return grids

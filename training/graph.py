@@ -4,6 +4,10 @@ uint8 [b, H, W, 1] → per-image histogram equalisation → [-1, 1] → 3 channe
 1–13 frozen, block 14 fine-tuned) → pooled features. Histogram equalisation makes the input
 invariant to any monotonic change of exposure, contrast or gamma, the largest acquisition
 differences between sites.
+
+The exported model averages the pooled features of a few test-time transforms of each image
+(test-time augmentation, `TTA_TRANSFORMS`); the heads are linear, so this averages their logits. Training chooses
+the operating points on the same average.
 """
 
 from __future__ import annotations
@@ -37,6 +41,28 @@ def to_backbone_input(images: tf.Tensor) -> tf.Tensor:
     """uint8 [b, h, w, 1] → float32 [b, h, w, 3] in [-1, 1], what Xception was trained on."""
     scaled = equalize(images) * 2.0 - 1.0
     return tf.tile(scaled, [1, 1, 1, 3])
+
+
+TTA_TRANSFORMS = ("identity", "flip", "zoom90")
+"""Views of each image the exported model averages over: as sent, mirrored left–right, and the
+central 90% enlarged to full size (framing and magnification differ between sites)."""
+
+
+def tta_transform(images: tf.Tensor, name: str) -> tf.Tensor:
+    """One of `TTA_TRANSFORMS` of uint8 [b, h, w, 1] images, as uint8 of the same shape."""
+    if name == "identity":
+        return images
+    if name == "flip":
+        return tf.image.flip_left_right(images)
+    if name.startswith("zoom"):
+        margin = (1.0 - int(name.removeprefix("zoom")) / 100) / 2
+        batch, size = tf.shape(images)[0], tf.shape(images)[1:3]
+        box = tf.constant([[margin, margin, 1.0 - margin, 1.0 - margin]], tf.float32)
+        crops = tf.image.crop_and_resize(
+            tf.cast(images, tf.float32), tf.tile(box, [batch, 1]), tf.range(batch), size
+        )
+        return tf.cast(tf.clip_by_value(tf.round(crops), 0.0, 255.0), tf.uint8)
+    raise ValueError(f"unknown test-time transform {name!r}")
 
 
 def build_backbone(size: int, weights: str | Path | None) -> keras.Model:
@@ -98,17 +124,21 @@ def build_subtype_head(feature_dim: int, n_classes: int, l2: float) -> keras.Mod
 
 
 class BottomExtractor:
-    """Batched uint8 images → the frozen lower backbone's activations (the top block's input)."""
+    """Batched uint8 images → the frozen lower backbone's activations (the top block's input), of
+    the images as given or of one of their test-time transforms."""
 
     def __init__(self, bottom: keras.Model) -> None:
         self.bottom = bottom
-        self._run = tf.function(
-            lambda images: bottom(to_backbone_input(images), training=False),
-            input_signature=[tf.TensorSpec([None, None, None, 1], tf.uint8)],
-        )
+        self._runs = {
+            name: tf.function(
+                lambda images, name=name: bottom(to_backbone_input(tta_transform(images, name)), training=False),
+                input_signature=[tf.TensorSpec([None, None, None, 1], tf.uint8)],
+            )
+            for name in TTA_TRANSFORMS
+        }
 
-    def __call__(self, images: tf.Tensor) -> tf.Tensor:
-        return self._run(images)
+    def __call__(self, images: tf.Tensor, transform: str = "identity") -> tf.Tensor:
+        return self._runs[transform](images)
 
 
 def pooled_features(top: keras.Model, grids: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -118,3 +148,12 @@ def pooled_features(top: keras.Model, grids: np.ndarray, batch: int = 256) -> np
         for s in range(0, len(grids), batch)
     ]
     return np.concatenate(pooled) if pooled else np.zeros((0, top.output_shape[-1]), np.float32)
+
+
+def averaged_features(top: keras.Model, grids: dict[str, np.ndarray]) -> np.ndarray:
+    """The exported model's features on cached activations: `pooled_features` averaged over the
+    test-time transforms (`grids`: transform name → activations of that transform)."""
+    missing = set(TTA_TRANSFORMS) - set(grids)
+    if missing:
+        raise ValueError(f"activations of the test-time transforms {sorted(missing)} are not cached")
+    return np.mean([pooled_features(top, grids[name]) for name in TTA_TRANSFORMS], axis=0)

@@ -25,6 +25,7 @@ from radiograph.contract import (
 )
 from radiograph.savedmodel import LoadedModel
 from serving import errors
+from serving.config import inference_deadline_s
 from serving.inference.base import Explanation, Inference
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,10 @@ log = logging.getLogger(__name__)
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, model_dir: Path, timeout_s: float) -> None:
+    def __init__(self, model_dir: Path, timeout_s: float, timeout_per_image_s: float = 0.0) -> None:
         self.model_dir = model_dir
         self.timeout_s = timeout_s
+        self.timeout_per_image_s = timeout_per_image_s
         self._model: LoadedModel | None = None
 
     async def start(self) -> None:
@@ -51,7 +53,7 @@ class EmbeddedBackend:
 
     async def predict(self, images: np.ndarray, request_id: str) -> Inference:
         model = self._loaded()
-        outputs = await self._run(model, SERVING_SIGNATURE, images, self.timeout_s)
+        outputs = await self._run(model, SERVING_SIGNATURE, images, self._deadline_s(images))
         probabilities = outputs[PROBABILITY_OUTPUT].astype(np.float32)
         return Inference(probabilities, model.version, outputs.get(SUBTYPE_OUTPUT))
 
@@ -59,8 +61,11 @@ class EmbeddedBackend:
         model = self._loaded()
         if EXPLAIN_SIGNATURE not in _signatures(model):
             raise errors.NotSupportedByBackend(f"model version {model.version} has no {EXPLAIN_SIGNATURE!r} signature")
-        outputs = await self._run(model, EXPLAIN_SIGNATURE, images, self.timeout_s)
+        outputs = await self._run(model, EXPLAIN_SIGNATURE, images, self._deadline_s(images))
         return Explanation(outputs[PROBABILITY_OUTPUT], outputs[HEATMAP_OUTPUT], model.version)
+
+    def _deadline_s(self, images: np.ndarray) -> float:
+        return inference_deadline_s(self.timeout_s, self.timeout_per_image_s, len(images))
 
     async def _run(
         self, model: LoadedModel, signature: str, images: np.ndarray, timeout_s: float | None

@@ -1,10 +1,11 @@
 """TF Serving backend: the gateway's model calls go over gRPC to TensorFlow Serving.
 
 One long-lived `grpc.aio` channel per process, opened in `start()` (inside the app lifespan, so after
-any worker fork) and closed in `close()`. Every call has the `upstream_timeout_s` deadline; retries and
-the gRPC status → HTTP table live in `retry.py` and `grpc_status.py`. The version that answered is the
-one reported, and its metadata (labels, thresholds) is fetched from Serving with the model's `metadata`
-signature and cached per version: a version rolled out by Serving is picked up without a restart.
+any worker fork) and closed in `close()`. Every call has the `upstream_timeout_s` deadline (longer for
+batches); retries and the gRPC status → HTTP table live in `retry.py` and `grpc_status.py`. The
+version that answered is the one reported, and its metadata (labels, thresholds) is fetched from
+Serving with the model's `metadata` signature and cached per version: a version rolled out by Serving
+is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from radiograph.contract import (
     ModelMetadata,
 )
 from serving import errors
-from serving.config import Settings
+from serving.config import Settings, inference_deadline_s
 from serving.inference.base import Explanation, Inference
 from serving.inference.retry import RetryPolicy, call_with_retries
 from serving.inference.tensor_protos import to_array, uint8_tensor
@@ -98,7 +99,7 @@ class ServingBackend:
         request = self._request(SERVING_SIGNATURE, version=None)
         request.inputs[IMAGE_INPUT].CopyFrom(uint8_tensor(images))
         # no output_filter: the signature's outputs are all small, and which there are depends on the version
-        response = await self._predict(request, request_id)
+        response = await self._predict(request, request_id, len(images))
         probabilities = self._output(response, PROBABILITY_OUTPUT).astype(np.float32)
         if probabilities.shape != (len(images),):
             raise errors.UpstreamError(
@@ -116,7 +117,7 @@ class ServingBackend:
         request.inputs[IMAGE_INPUT].CopyFrom(uint8_tensor(images))
         request.output_filter.extend([PROBABILITY_OUTPUT, HEATMAP_OUTPUT])
         try:
-            response = await self._predict(request, request_id)
+            response = await self._predict(request, request_id, len(images))
         except errors.UpstreamError as exc:
             # Serving answers FAILED_PRECONDITION 'signature ... not found' for a model exported without it
             if exc.upstream_status == "FAILED_PRECONDITION" and EXPLAIN_SIGNATURE in exc.message:
@@ -191,7 +192,7 @@ class ServingBackend:
         return request
 
     async def _predict(
-        self, request: predict_pb2.PredictRequest, request_id: str | None
+        self, request: predict_pb2.PredictRequest, request_id: str | None, n_images: int = 1
     ) -> predict_pb2.PredictResponse:
         stub = self._open(self._predictions)
         call_metadata = (("x-request-id", request_id),) if request_id else None
@@ -201,7 +202,9 @@ class ServingBackend:
 
         return await call_with_retries(
             attempt,
-            timeout_s=self.settings.upstream_timeout_s,
+            timeout_s=inference_deadline_s(
+                self.settings.upstream_timeout_s, self.settings.upstream_timeout_per_image_s, n_images
+            ),
             policy=self.retry,
             on_failure=lambda code: self.metrics.upstream_errors.labels(code.name).inc(),
         )

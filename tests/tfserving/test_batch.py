@@ -7,6 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from localserving import BackgroundServer
+from tests.live_servers import gateway_thread
+from tests.tfserving.harness import TIMEOUT_S, gateway_settings
 
 JUNK = b"not an image at all"
 
@@ -81,3 +83,17 @@ def test_openapi_documents_the_batch_route(grpc_gateway: httpx.Client) -> None:
     route = grpc_gateway.get("/openapi.json").json()["paths"]["/v1/predict/batch"]["post"]
     files = route["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["files"]
     assert files["type"] == "array"
+
+
+def test_batch_deadline_grows_with_its_images(serving: BackgroundServer, fullres_samples) -> None:
+    """A slow answer that cuts off one image (deadline 2 s) must not cut off a batch, whose deadline
+    grows by `upstream_timeout_per_image_s` per further image."""
+    images = [path.read_bytes() for path, _ in fullres_samples[:4]]
+    settings = gateway_settings(serving.address, upstream_timeout_per_image_s=1.0)  # 4 images: 5 s
+    with gateway_thread(settings) as gateway:
+        assert single(gateway, images[0], "warm").status_code == 200  # metadata cached
+        serving.faults.delay_s = TIMEOUT_S + 0.5
+        assert single(gateway, images[0], "one-slow").json()["error"]["code"] == "upstream_timeout"
+        response = batch(gateway, images, "four-slow")
+        assert response.status_code == 200, response.text
+        assert all("label" in item for item in response.json()["results"])  # no item cut off

@@ -42,6 +42,9 @@ def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
     assert {p.name for p in cache.glob("grid_*.npy")} == {
         "grid_train_clean.npy", "grid_train_shift0.npy", "grid_val_clean.npy", "grid_val_shift0.npy"
     }
+    assert {p.name for p in cache.glob("tta_*.npy")} == {  # validation under the test-time transforms
+        f"tta_val_{view}_{transform}.npy" for view in ("clean", "shift0") for transform in ("flip", "zoom90")
+    }
     run("train", "--weights", "tiny", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "2",
         "--fine-tune-epochs", "2")
     tuning = json.loads((run_dir / "training.json").read_text())["fine_tuning"]
@@ -64,6 +67,12 @@ def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
     assert {"auc", "accuracy", "sensitivity", "specificity", "threshold", "operating_point", "n"} <= set(metrics)
     assert metrics["n"] > 0 and metrics["operating_point"] == "screening"
     assert (report / "confusion_screening.png").stat().st_size > 1000
+    # train chose the thresholds on cached activations averaged over the test-time transforms; the
+    # exported graph averages the same transforms itself, so its validation figures are train's
+    chosen = json.loads((run_dir / "training.json").read_text())["operating_points"]
+    for name, point in chosen.items():
+        for key in ("sensitivity", "specificity"):
+            assert metrics["operating_points"][name][key] == pytest.approx(point["validation"][f"clean_{key}"])
 
 
 def test_second_export_gets_next_version(small_data: Path, tmp_path: Path) -> None:
