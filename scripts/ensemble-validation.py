@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -20,32 +19,30 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from radiograph.contract import SCREENING
 from training import metrics
 from training.data import labels_of
 from training.features import load_split, load_tta_grids
-from training.graph import averaged_features, build_backbone, build_head, split_backbone
-from training.train import SCREENING_SENSITIVITY, HeadConfig
+from training.graph import averaged_features
+from training.train import hard_auc, load_run, operating_points
 
 VIEWS = ("val_clean", "val_shift0", "val_shift1")
+INPUT_SIZE = 224
 
 
-def run_logits(run: Path, weights: str, grids: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    config = HeadConfig(**json.loads((run / "training.json").read_text())["head"])
-    _, top = split_backbone(build_backbone(224, weights))
-    top.load_weights(run / "top.weights.h5")
-    head = build_head(top.output_shape[-1], config.dropout, config.l2)
-    head.load_weights(run / "head.weights.h5")
-    return {k: head.predict(averaged_features(top, grids[k]), verbose=0)[:, 0] for k in VIEWS}
+def run_logits(run_dir: Path, weights: str, grids: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    run = load_run(run_dir, weights, INPUT_SIZE)
+    return {k: run.head.predict(averaged_features(run.top, grids[k]), verbose=0)[:, 0] for k in VIEWS}
 
 
 def report(name: str, y: np.ndarray, logits: dict[str, np.ndarray]) -> None:
-    p = {k: 1.0 / (1.0 + np.exp(-v)) for k, v in logits.items()}
-    auc = {k: metrics.auc(y, p[k]) for k in VIEWS}
-    threshold = min(metrics.threshold_for_sensitivity(y, p[k], SCREENING_SENSITIVITY) for k in VIEWS)
-    at = {k: metrics.at_threshold(y, p[k], threshold) for k in VIEWS}
-    hard = np.mean([auc["val_shift0"], auc["val_shift1"]])
-    figures = " ".join(f"{k[4:]}: {at[k]['sensitivity']:.3f}/{at[k]['specificity']:.3f}" for k in VIEWS)
-    print(f"{name:32s} hard {hard:.4f} clean {auc['val_clean']:.4f} t={threshold:.3f} {figures}")
+    p = {k.removeprefix("val_"): 1.0 / (1.0 + np.exp(-v)) for k, v in logits.items()}
+    auc = {k: metrics.auc(y, v) for k, v in p.items()}
+    screening = operating_points({k: (y, v) for k, v in p.items()})[SCREENING]
+    figures = " ".join(
+        f"{k}: {screening.validation[f'{k}_sensitivity']:.3f}/{screening.validation[f'{k}_specificity']:.3f}" for k in p
+    )
+    print(f"{name:32s} hard {hard_auc(auc):.4f} clean {auc['clean']:.4f} t={screening.threshold:.3f} {figures}")
 
 
 def main() -> None:

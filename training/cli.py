@@ -106,14 +106,14 @@ def train(
         FineTuneConfig(epochs=fine_tune_epochs, learning_rate=fine_tune_lr),
         seed,
     )
-    if tuning["best_epoch"]:  # the top block changed: its features change
-        features = {key: pooled_features(top, grid) for key, grid in grids.items()}
+    train_keys = selection["train_views"]  # type: ignore[index]
+    if tuning["best_epoch"]:  # the top block changed: the subtype head needs its new training features
+        features = {key: pooled_features(top, grids[key]) for key in train_keys}
     val_features = {
         key.removeprefix("val_"): averaged_features(top, load_tta_grids(cache, key))
         for key in selection["val_views"]  # type: ignore[union-attr]
     }
     points = operating_points({name: (y_val, probabilities(head, x)) for name, x in val_features.items()})
-    train_keys = selection["train_views"]  # type: ignore[index]
     subtypes_train = subtype_targets(split["train"])
     subtype_head = fit_subtype_head(
         np.concatenate([features[k] for k in train_keys]),
@@ -154,24 +154,17 @@ def export(
     from radiograph.contract import ModelMetadata, OperatingPoint
     from training.data import SUBTYPES
     from training.export import export as export_model
-    from training.graph import TTA_TRANSFORMS, build_backbone, build_head, build_subtype_head, split_backbone
-    from training.train import HeadConfig
+    from training.graph import TTA_TRANSFORMS
+    from training.train import load_run
 
-    summary = json.loads((run_dir / "training.json").read_text())
+    run = load_run(run_dir, weights, INPUT_SIZE)
+    summary = run.summary
     if summary.get("test_time_transforms") != list(TTA_TRANSFORMS):
         raise typer.BadParameter(
             f"{run_dir}: thresholds were chosen for test-time transforms {summary.get('test_time_transforms')}, "
             f"the exported graph averages {list(TTA_TRANSFORMS)}; re-run train",
             param_hint="--run-dir",
         )
-    backbone = build_backbone(INPUT_SIZE, weights)
-    _, top = split_backbone(backbone)
-    top.load_weights(run_dir / "top.weights.h5")  # shares its layers with backbone
-    config = HeadConfig(**summary["head"])
-    head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
-    head.load_weights(run_dir / "head.weights.h5")
-    subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
-    subtype_head.load_weights(run_dir / "subtype.weights.h5")
     metadata = ModelMetadata(
         labels=("NORMAL", "PNEUMONIA"),
         input_height=INPUT_SIZE,
@@ -193,7 +186,7 @@ def export(
             "test_time_transforms": list(TTA_TRANSFORMS),
         },
     )
-    target = export_model(backbone, head, subtype_head, metadata, model, version)
+    target = export_model(run.backbone, run.head, run.subtype_head, metadata, model, version)
     typer.echo(str(target))
 
 

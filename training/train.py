@@ -12,6 +12,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from radiograph.contract import SCREENING, OperatingPoint
 from training import metrics
 from training.data import SUBTYPES, Example, labels_of
-from training.graph import build_head, build_subtype_head, pooled_features
+from training.graph import build_backbone, build_head, build_subtype_head, pooled_features, split_backbone
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,30 @@ def subtype_report(head: keras.Model, x: np.ndarray, targets: np.ndarray) -> dic
     np.add.at(confusion, (targets[known], np.argmax(logits, axis=1)), 1)
     return {"labels": list(SUBTYPES), "confusion": confusion.tolist(),
             "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1))}
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    summary: dict[str, Any]
+    backbone: keras.Model
+    """Unpooled backbone whose top block carries the run's fine-tuned weights."""
+    top: keras.Model
+    head: keras.Model
+    subtype_head: keras.Model
+
+
+def load_run(run_dir: Path, weights: str, size: int) -> TrainedRun:
+    """What `save_run` wrote, rebuilt on a fresh backbone (the top block shares its layers with it)."""
+    summary = json.loads((run_dir / "training.json").read_text())
+    backbone = build_backbone(size, weights)
+    _, top = split_backbone(backbone)
+    top.load_weights(run_dir / "top.weights.h5")
+    config = HeadConfig(**summary["head"])
+    head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
+    head.load_weights(run_dir / "head.weights.h5")
+    subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
+    subtype_head.load_weights(run_dir / "subtype.weights.h5")
+    return TrainedRun(summary, backbone, top, head, subtype_head)
 
 
 def save_run(
