@@ -124,7 +124,7 @@ def train(
     )
     subtypes_val = subtype_targets(split["val"])
     subtype_validation = {
-        name: subtype_report(subtype_head, x, subtypes_val) for name, x in val_features.items()
+        name: subtype_report(subtype_head.predict(x, verbose=0), subtypes_val) for name, x in val_features.items()
     }
     split_settings = json.loads((cache / "split_settings.json").read_text())
     summary = {
@@ -143,28 +143,59 @@ def train(
 
 
 @app.command()
+def ensemble(
+    weights: Weights,
+    member: Annotated[list[Path], typer.Option(help="A `train` run folder; repeat for each member")],
+    cache: CacheDir = Path("cache"),
+    run_dir: RunDir = Path("runs/ensemble"),
+) -> None:
+    """Average `train` runs on logits; choose the operating points on validation scored as the
+    exported ensemble scores (test-time transforms and members averaged)."""
+    _logging()
+    from training.data import labels_of
+    from training.ensemble import member_logits, validation_summary, write_ensemble
+    from training.features import load_split, load_tta_grids
+    from training.train import load_member, subtype_targets
+
+    split = load_split(cache)
+    val_keys = sorted(path.stem.removeprefix("grid_") for path in cache.glob("grid_val_*.npy"))
+    grids = {key.removeprefix("val_"): load_tta_grids(cache, key) for key in val_keys}
+    logits = {}
+    for path in member:
+        _, loaded = load_member(path, weights, INPUT_SIZE)
+        logits[path.name] = {view: member_logits(loaded, g) for view, g in grids.items()}
+    validation = validation_summary(logits, labels_of(split["val"]), subtype_targets(split["val"]))
+    write_ensemble(run_dir, member, validation)
+    typer.echo(json.dumps({"validation_auc": validation["validation_auc"]}, indent=1))
+    for name, point in validation["operating_points"].items():  # type: ignore[attr-defined]
+        typer.echo(f"{name}: threshold {point['threshold']:.4f} {point['validation']}")
+
+
+@app.command()
 def export(
     weights: Weights,
     run_dir: RunDir = Path("runs/latest"),
     model: ModelRoot = Path("models/pneumonia"),
     version: Annotated[int | None, typer.Option(help="Version number; default: next free")] = None,
 ) -> None:
-    """Export backbone + trained head as a versioned SavedModel with its metadata."""
+    """Export a `train` or `ensemble` run (backbone, top blocks, heads) as a versioned SavedModel with
+    its metadata."""
     _logging()
     from radiograph.contract import ModelMetadata, OperatingPoint
     from training.data import SUBTYPES
     from training.export import export as export_model
     from training.graph import TTA_TRANSFORMS
-    from training.train import load_run
+    from training.train import load_run, member_dirs
 
-    run = load_run(run_dir, weights, INPUT_SIZE)
-    summary = run.summary
+    summary = json.loads((run_dir / "training.json").read_text())
     if summary.get("test_time_transforms") != list(TTA_TRANSFORMS):
         raise typer.BadParameter(
             f"{run_dir}: thresholds were chosen for test-time transforms {summary.get('test_time_transforms')}, "
             f"the exported graph averages {list(TTA_TRANSFORMS)}; re-run train",
             param_hint="--run-dir",
         )
+    members = [json.loads((path / "training.json").read_text()) for path in member_dirs(run_dir)]
+    epochs = "/".join(str(m["fine_tuning"]["best_epoch"]) for m in members)
     metadata = ModelMetadata(
         labels=("NORMAL", "PNEUMONIA"),
         input_height=INPUT_SIZE,
@@ -173,20 +204,26 @@ def export(
             name: OperatingPoint(**point) for name, point in summary["operating_points"].items()
         },
         subtype_labels=SUBTYPES,
-        description="ImageNet Xception on histogram-equalised input; top block fine-tuned for "
-        f"{summary['fine_tuning']['best_epoch']} epoch(s) with a logistic head on clean and "
-        "shift-augmented views of the Kermany pediatric train/ split; scores averaged over the "
-        "image as sent, mirrored, and its central 90% enlarged.",
+        description=f"ImageNet Xception on histogram-equalised input; {len(members)} member(s) (seeds), each "
+        f"a top block fine-tuned for {epochs} epoch(s) with a logistic head on clean and shift-augmented "
+        "views of the Kermany pediatric train/ split; scores averaged over the members and over the image "
+        "as sent, mirrored, and its central 90% enlarged.",
         training={
             "backbone": "xception" if weights != "tiny" else "tiny",
             "split": summary["split"],
-            "seed": summary["seed"],
-            "head": summary["head"],
-            "fine_tuning": {k: v for k, v in summary["fine_tuning"].items() if k != "history"},
+            "members": [
+                {
+                    "seed": m["seed"],
+                    "head": m["head"],
+                    "fine_tuning": {k: v for k, v in m["fine_tuning"].items() if k != "history"},
+                }
+                for m in members
+            ],
             "test_time_transforms": list(TTA_TRANSFORMS),
         },
     )
-    target = export_model(run.backbone, run.head, run.subtype_head, metadata, model, version)
+    run = load_run(run_dir, weights, INPUT_SIZE)
+    target = export_model(run.bottom, run.members, metadata, model, version)
     typer.echo(str(target))
 
 

@@ -22,6 +22,7 @@ from radiograph.contract import (
     model_versions,
 )
 from training.graph import TTA_TRANSFORMS, to_backbone_input, tta_transform
+from training.train import Member
 
 log = logging.getLogger(__name__)
 
@@ -30,49 +31,63 @@ WARMUP_BATCH_SIZES = (1, 8)
 
 
 class PneumoniaModule(tf.Module):
-    """Backbone (unpooled) + binary head + subtype head, with the contract's three signatures.
+    """Frozen lower backbone + one or more members (fine-tuned top block, binary head, subtype
+    head), with the contract's three signatures.
 
-    Features are the backbone's pooled features averaged over the test-time transforms of each
-    image (`TTA_TRANSFORMS`, one backbone pass on the stacked transforms); both heads are linear,
-    so this averages their logits.
+    Each member's features are its top block's pooled features averaged over the test-time
+    transforms of each image (`TTA_TRANSFORMS`, one lower-backbone pass on the stacked transforms,
+    shared by all members); the heads are linear, so this averages their logits over the transforms,
+    and the members' logits are averaged too.
 
-    The binary head is linear on average-pooled features, so its class activation map is the
-    head's weights applied at each cell of the last feature grid (Zhou et al., 2016): the map
-    costs one matrix product and exactly decomposes the logit of the image as sent (the identity
+    A binary head is linear on average-pooled features, so its class activation map is the head's
+    weights applied at each cell of the last feature grid (Zhou et al., 2016); the ensemble's map is
+    the members' mean, which exactly decomposes the mean logit of the image as sent (the identity
     transform; the other transforms' grids cover other fields of view and are left out of it).
     """
 
-    def __init__(
-        self, backbone: keras.Model, head: keras.Model, subtype_head: keras.Model, metadata: ModelMetadata
-    ) -> None:
+    def __init__(self, bottom: keras.Model, members: list[Member], metadata: ModelMetadata) -> None:
         super().__init__(name="pneumonia")
-        self.backbone = backbone
-        self.head = head
-        self.subtype_head = subtype_head
+        self.bottom = bottom
+        # three lists rather than the `Member`s, so that tf.Module tracks (and saves) their variables
+        self.tops = [m.top for m in members]
+        self.heads = [m.head for m in members]
+        self.subtype_heads = [m.subtype_head for m in members]
         self._metadata_json = metadata.model_dump_json()
         image_spec = tf.TensorSpec([None, metadata.input_height, metadata.input_width, 1], tf.uint8, name=IMAGE_INPUT)
         self.serve = tf.function(self._serve, input_signature=[image_spec])
         self.explain = tf.function(self._explain, input_signature=[image_spec])
         self.metadata = tf.function(self._metadata, input_signature=[])
 
-    def _grids(self, image: tf.Tensor) -> tf.Tensor:
-        """[transforms, b, h, w, c]: the last feature grid of each test-time transform."""
+    def _grids(self, image: tf.Tensor) -> list[tf.Tensor]:
+        """Per member, [transforms, b, h, w, c]: its last feature grid of each test-time transform."""
         stacked = tf.concat([tta_transform(image, name) for name in TTA_TRANSFORMS], axis=0)
-        grids = self.backbone(to_backbone_input(stacked), training=False)
-        return tf.reshape(grids, tf.concat([[len(TTA_TRANSFORMS), tf.shape(image)[0]], tf.shape(grids)[1:]], 0))
+        lower = self.bottom(to_backbone_input(stacked), training=False)
+        grids = []
+        for top in self.tops:
+            grid = top(lower, training=False)
+            shape = tf.concat([[len(TTA_TRANSFORMS), tf.shape(image)[0]], tf.shape(grid)[1:]], 0)
+            grids.append(tf.reshape(grid, shape))
+        return grids
+
+    def _logits(self, grids: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """(binary logit [b], subtype logits [b, classes]), averaged over transforms and members."""
+        features = [tf.reduce_mean(grid, axis=[0, 2, 3]) for grid in grids]
+        logits = [head(f, training=False)[:, 0] for head, f in zip(self.heads, features, strict=True)]
+        subtypes = [head(f, training=False) for head, f in zip(self.subtype_heads, features, strict=True)]
+        return tf.reduce_mean(logits, axis=0), tf.reduce_mean(subtypes, axis=0)
 
     def _serve(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = tf.reduce_mean(self._grids(image), axis=[0, 2, 3])
-        logit = self.head(features, training=False)[:, 0]
-        subtype_logits = self.subtype_head(features, training=False)
+        logit, subtype_logits = self._logits(self._grids(image))
         return {PROBABILITY_OUTPUT: tf.sigmoid(logit), SUBTYPE_OUTPUT: tf.nn.softmax(subtype_logits, axis=-1)}
 
     def _explain(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         grids = self._grids(image)
-        logit = self.head(tf.reduce_mean(grids, axis=[0, 2, 3]), training=False)[:, 0]
-        grid = grids[TTA_TRANSFORMS.index("identity")]
-        kernel = self.head.get_layer("logit").kernel  # [features, 1]
-        cam = tf.nn.relu(tf.einsum("bhwc,c->bhw", grid, kernel[:, 0]))
+        logit, _ = self._logits(grids)
+        identity = TTA_TRANSFORMS.index("identity")
+        cam = tf.nn.relu(tf.reduce_mean([
+            tf.einsum("bhwc,c->bhw", grid[identity], head.get_layer("logit").kernel[:, 0])
+            for head, grid in zip(self.heads, grids, strict=True)
+        ], axis=0))
         peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
         return {PROBABILITY_OUTPUT: tf.sigmoid(logit), HEATMAP_OUTPUT: tf.math.divide_no_nan(cam, peak)}
 
@@ -86,9 +101,8 @@ def next_version(model_root: Path) -> int:
 
 
 def export(
-    backbone: keras.Model,
-    head: keras.Model,
-    subtype_head: keras.Model,
+    bottom: keras.Model,
+    members: list[Member],
     metadata: ModelMetadata,
     model_root: Path,
     version: int | None = None,
@@ -98,7 +112,7 @@ def export(
     target = model_root / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists; versions are immutable")
-    module = PneumoniaModule(backbone, head, subtype_head, metadata)
+    module = PneumoniaModule(bottom, members, metadata)
     signatures = {
         SERVING_SIGNATURE: module.serve,
         EXPLAIN_SIGNATURE: module.explain,

@@ -211,38 +211,63 @@ def fit_subtype_head(x: np.ndarray, targets: np.ndarray, l2: float, epochs: int,
     return head
 
 
-def subtype_report(head: keras.Model, x: np.ndarray, targets: np.ndarray) -> dict[str, object]:
-    """Per-class recall/precision and the confusion matrix of the subtype head on cached features."""
+def subtype_report(logits: np.ndarray, targets: np.ndarray) -> dict[str, object]:
+    """Accuracy and the confusion matrix of subtype logits [n, classes] against `subtype_targets`."""
     known = targets >= 0
-    logits = head.predict(x[known], batch_size=1024, verbose=0)
     confusion = np.zeros((len(SUBTYPES), len(SUBTYPES)), int)
-    np.add.at(confusion, (targets[known], np.argmax(logits, axis=1)), 1)
+    np.add.at(confusion, (targets[known], np.argmax(logits[known], axis=1)), 1)
     return {"labels": list(SUBTYPES), "confusion": confusion.tolist(),
             "accuracy": float(np.trace(confusion) / max(confusion.sum(), 1))}
 
 
 @dataclass(frozen=True)
-class TrainedRun:
-    summary: dict[str, Any]
-    backbone: keras.Model
-    """Unpooled backbone whose top block carries the run's fine-tuned weights."""
+class Member:
+    """One trained member: its fine-tuned top block and its two heads."""
+
     top: keras.Model
     head: keras.Model
     subtype_head: keras.Model
 
 
-def load_run(run_dir: Path, weights: str, size: int) -> TrainedRun:
-    """What `save_run` wrote, rebuilt on a fresh backbone (the top block shares its layers with it)."""
+@dataclass(frozen=True)
+class TrainedRun:
+    """A `train` run (one member) or an `ensemble` run (several members sharing the frozen bottom)."""
+
+    summary: dict[str, Any]
+    bottom: keras.Model
+    members: list[Member]
+
+
+ENSEMBLE_MEMBERS = "members"
+"""Folder of an ensemble run holding a copy of each member's run."""
+
+
+def member_dirs(run_dir: Path) -> list[Path]:
+    """The run folders of the members of a run: its own for a `train` run."""
     summary = json.loads((run_dir / "training.json").read_text())
+    names = summary.get(ENSEMBLE_MEMBERS)
+    return [run_dir / ENSEMBLE_MEMBERS / name for name in names] if names else [run_dir]
+
+
+def load_member(run_dir: Path, weights: str, size: int) -> tuple[keras.Model, Member]:
+    """(bottom, member) of what `save_run` wrote, on a fresh backbone (the top block shares its
+    layers with it)."""
+    config = HeadConfig(**json.loads((run_dir / "training.json").read_text())["head"])
     backbone = build_backbone(size, weights)
-    _, top = split_backbone(backbone)
+    bottom, top = split_backbone(backbone)
     top.load_weights(run_dir / "top.weights.h5")
-    config = HeadConfig(**summary["head"])
     head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
     head.load_weights(run_dir / "head.weights.h5")
     subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
     subtype_head.load_weights(run_dir / "subtype.weights.h5")
-    return TrainedRun(summary, backbone, top, head, subtype_head)
+    return bottom, Member(top, head, subtype_head)
+
+
+def load_run(run_dir: Path, weights: str, size: int) -> TrainedRun:
+    """A run as `export` needs it: the frozen bottom once, and every member."""
+    summary = json.loads((run_dir / "training.json").read_text())
+    loaded = [load_member(path, weights, size) for path in member_dirs(run_dir)]
+    return TrainedRun(summary, loaded[0][0], [member for _, member in loaded])
 
 
 def save_run(

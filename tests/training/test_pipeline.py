@@ -75,6 +75,42 @@ def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
             assert metrics["operating_points"][name][key] == pytest.approx(point["validation"][f"clean_{key}"])
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1.0 - p))
+
+
+def test_ensemble_averages_members_on_logits(small_data: Path, tmp_path: Path) -> None:
+    cache, models = tmp_path / "cache", tmp_path / "models"
+    run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
+        "--train-views", "0", "--val-views", "1", "--val-fraction", "0.3")
+    members = [tmp_path / f"seed{seed}" for seed in (1, 2)]
+    for seed, member in zip((1, 2), members, strict=True):
+        run("train", "--weights", "tiny", "--cache", str(cache), "--run-dir", str(member), "--epochs", "2",
+            "--fine-tune-epochs", "1", "--seed", str(seed))
+        run("export", "--weights", "tiny", "--run-dir", str(member), "--model", str(models))
+    ensemble = tmp_path / "ensemble"
+    run("ensemble", "--weights", "tiny", "--cache", str(cache), "--member", str(members[0]),
+        "--member", str(members[1]), "--run-dir", str(ensemble))
+    run("export", "--weights", "tiny", "--run-dir", str(ensemble), "--model", str(models))
+
+    images = np.asarray(np.random.default_rng(0).integers(0, 256, (6, 224, 224, 1)), np.uint8)
+    alone = [LoadedModel.from_dir(models, version).predict(images) for version in (1, 2)]
+    together = LoadedModel.from_dir(models, 3)
+    assert not np.allclose(alone[0], alone[1], atol=1e-3)  # the seeds gave different members
+    np.testing.assert_allclose(logit(together.predict(images)), (logit(alone[0]) + logit(alone[1])) / 2, atol=1e-4)
+    assert [m["seed"] for m in together.metadata.training["members"]] == [1, 2]
+
+    # the ensemble's operating points were chosen on cached activations scored as the exported
+    # graph scores: its validation figures are the ones `ensemble` recorded
+    report = tmp_path / "report"
+    run("evaluate", "--data-dir", str(small_data), "--split", "val", "--model", str(models), "--out", str(report))
+    metrics = json.loads((report / "metrics.json").read_text())
+    chosen = json.loads((ensemble / "training.json").read_text())["operating_points"]
+    for name, point in chosen.items():
+        for key in ("sensitivity", "specificity"):
+            assert metrics["operating_points"][name][key] == pytest.approx(point["validation"][f"clean_{key}"])
+
+
 def test_second_export_gets_next_version(small_data: Path, tmp_path: Path) -> None:
     cache, run_dir, models = tmp_path / "cache", tmp_path / "run", tmp_path / "models"
     run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
