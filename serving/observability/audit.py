@@ -5,7 +5,7 @@ A record says who (API key name), when, which model version, what it answered, a
 storing any image). Nothing else about the patient or the file.
 
     {"ts": "...", "level": "INFO", "logger": "audit", "message": "prediction", "request_id": "...",
-     "event": "prediction", "api_key": "pacs", "model_name": "pneumonia", "model_version": 3,
+     "event": "prediction", "api_key": "pacs", "model_name": "pneumonia", "model_version": 4,
      "label": "PNEUMONIA", "probability": 0.93, "threshold": 0.43, "operating_point": "screening",
      "image_sha256": "9f86d0..."}
 

@@ -1,6 +1,6 @@
 """Every file of the hostile corpus gets a correct prediction or a 4xx JSON error, never a 500, and
-the gateway keeps serving. Valid files are the reference radiograph in another container: their
-probability must match the reference's."""
+the gateway keeps serving. Valid files are the reference radiograph in another container: lossless ones
+must score exactly as the reference, JPEG copies closely and with the same label."""
 
 from __future__ import annotations
 
@@ -13,22 +13,27 @@ import pytest
 from fastapi.testclient import TestClient
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
-PROBABILITY_TOLERANCE = 0.02  # JPEG re-encoding at quality 95 moves pixels by < 0.5 grey level on average
 OK = (200, None)
-SAME = (200, "same")  # a prediction, equal to the reference's within the tolerance
+SAME = (200, "same")  # lossless: decodes to the reference's pixels, so the same probability to float precision
+# JPEG copies (quality 95: ~0.4 grey level mean change after the resize) move the score a little, by as much as the
+# model's local slope makes of that noise: the reference's copies by 0.012 (model version 3) and 0.023 (version 4);
+# 80 validation images re-encoded at quality 85 (~0.5 grey level), |Δp| 90th percentile 0.02, max 0.08-0.10 on both
+# versions (tests/model covers that robustness). Here: the same label, and within LOSSY_TOLERANCE.
+CLOSE = (200, "close")
+LOSSY_TOLERANCE = 0.05
 
 EXPECTED: dict[str, tuple[int, str | None]] = {
     "reference.png": SAME,
-    "baseline.jpg": SAME,
-    "cmyk.jpg": SAME,
-    "progressive.jpg": SAME,
-    "rgb.jpg": SAME,
+    "baseline.jpg": CLOSE,
+    "cmyk.jpg": CLOSE,
+    "progressive.jpg": CLOSE,
+    "rgb.jpg": CLOSE,
     "gray16.png": SAME,
     "palette.png": SAME,
     "rgba.png": SAME,
     "gray_alpha.png": SAME,
-    "exif_rotated.jpg": SAME,
-    "trailing_garbage.jpg": SAME,
+    "exif_rotated.jpg": CLOSE,
+    "trailing_garbage.jpg": CLOSE,
     # libjpeg resynchronises past corrupt entropy data and returns a damaged picture without an error
     # that Pillow exposes: the gateway cannot tell, like every viewer (see docs/hardening.md).
     "corrupt_huffman.jpg": OK,
@@ -68,10 +73,10 @@ def send(gateway: TestClient, name: str, transport: str):
 
 
 @pytest.fixture(scope="module")
-def reference_probability(gateway: TestClient) -> float:
+def reference(gateway: TestClient) -> dict:
     response = send(gateway, "reference.png", "raw")
     assert response.status_code == 200
-    return response.json()["probability"]
+    return response.json()
 
 
 def test_corpus_is_complete() -> None:
@@ -81,7 +86,7 @@ def test_corpus_is_complete() -> None:
 
 @pytest.mark.parametrize("transport", ["raw", "multipart"])
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_corpus_file(gateway: TestClient, reference_probability: float, name: str, transport: str) -> None:
+def test_corpus_file(gateway: TestClient, reference: dict, name: str, transport: str) -> None:
     response = send(gateway, name, transport)
     status, expectation = EXPECTED[name]
     assert response.status_code == status, response.text
@@ -90,7 +95,10 @@ def test_corpus_file(gateway: TestClient, reference_probability: float, name: st
         assert 0.0 <= body["probability"] <= 1.0
         assert body["label"] == ("PNEUMONIA" if body["probability"] >= body["threshold"] else "NORMAL")
         if expectation == "same":
-            assert body["probability"] == pytest.approx(reference_probability, abs=PROBABILITY_TOLERANCE)
+            assert body["probability"] == pytest.approx(reference["probability"], abs=1e-6)
+        if expectation == "close":
+            assert body["probability"] == pytest.approx(reference["probability"], abs=LOSSY_TOLERANCE)
+            assert body["label"] == reference["label"]
     else:
         request_id = response.headers["x-request-id"]
         assert body == {"error": {"code": expectation, "message": body["error"]["message"], "request_id": request_id}}
@@ -127,13 +135,13 @@ def test_multipart_without_file(gateway: TestClient, body: tuple[bytes, dict[str
     assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
 
 
-def test_gateway_keeps_serving_after_the_corpus(gateway: TestClient, reference_probability: float) -> None:
+def test_gateway_keeps_serving_after_the_corpus(gateway: TestClient, reference: dict) -> None:
     for name in EXPECTED:
         send(gateway, name, "raw")
     assert gateway.get("/healthz").json() == {"status": "ok"}
     assert gateway.get("/readyz").status_code == 200
     again = send(gateway, "reference.png", "raw")
-    assert again.status_code == 200 and again.json()["probability"] == pytest.approx(reference_probability, abs=1e-6)
+    assert again.status_code == 200 and again.json()["probability"] == pytest.approx(reference["probability"], abs=1e-6)
 
 
 BOMB_PROBE = textwrap.dedent(

@@ -6,6 +6,7 @@ score invariant to monotonic exposure changes; the subtype and explanation outpu
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,12 @@ def altered(pixels: np.ndarray, change) -> np.ndarray:
     return np.stack([np.asarray(change(Image.fromarray(p)), dtype=np.uint8) for p in pixels])
 
 
+def jpeg_round_trip(image: Image.Image, quality: int) -> Image.Image:
+    encoded = io.BytesIO()
+    image.save(encoded, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(encoded.getvalue()))
+
+
 CHANGES = {
     "brighter": lambda im: ImageEnhance.Brightness(im).enhance(1.15),
     "darker": lambda im: ImageEnhance.Brightness(im).enhance(0.85),
@@ -43,6 +50,7 @@ CHANGES = {
     "less_contrast": lambda im: ImageEnhance.Contrast(im).enhance(0.8),
     "rotate_+5": lambda im: im.rotate(5, resample=Image.Resampling.BICUBIC),
     "rotate_-5": lambda im: im.rotate(-5, resample=Image.Resampling.BICUBIC),
+    "jpeg_q85": lambda im: jpeg_round_trip(im, 85),  # a PACS export at ordinary JPEG quality
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +111,28 @@ def test_ensemble_averages_members_on_logits(small_data: Path, tmp_path: Path) -
     for name, point in chosen.items():
         for key in ("sensitivity", "specificity"):
             assert metrics["operating_points"][name][key] == pytest.approx(point["validation"][f"clean_{key}"])
+
+
+def test_run_rebuilt_from_an_exported_model_is_the_same_member(small_data: Path, tmp_path: Path) -> None:
+    """scripts/run-from-savedmodel.py: how a shipped single-member model becomes an ensemble member."""
+    cache, run_dir, models, rebuilt = tmp_path / "cache", tmp_path / "run", tmp_path / "models", tmp_path / "rebuilt"
+    run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
+        "--train-views", "0", "--val-views", "1", "--val-fraction", "0.3")
+    run("train", "--weights", "tiny", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "2",
+        "--fine-tune-epochs", "1")
+    run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "run-from-savedmodel.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--weights", "tiny", "--model", str(models), "--version", "1",
+         "--run-dir", str(rebuilt)], capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr  # it exits 1 if the rebuilt run scores otherwise
+    # an ensemble of the rebuilt run alone chooses the original run's operating points from the cache
+    run("ensemble", "--weights", "tiny", "--cache", str(cache), "--member", str(rebuilt),
+        "--run-dir", str(tmp_path / "ensemble"))
+    original = json.loads((run_dir / "training.json").read_text())["operating_points"]
+    chosen = json.loads((tmp_path / "ensemble" / "training.json").read_text())["operating_points"]
+    assert {k: p["threshold"] for k, p in chosen.items()} == {k: p["threshold"] for k, p in original.items()}
 
 
 def test_second_export_gets_next_version(small_data: Path, tmp_path: Path) -> None:
