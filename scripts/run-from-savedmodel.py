@@ -5,8 +5,8 @@ exported SavedModel, so that a shipped model can be a member of an ensemble with
     .venv/bin/python scripts/run-from-savedmodel.py --weights W --version 3 --run-dir runs/seed7
 
 The variables are read by object path from the SavedModel's checkpoint (its module tracks `backbone`, `head`
-and `subtype_head`), and the rebuilt run is checked: exported again, it scores a batch of images as the
-SavedModel does.
+and `subtype_head` up to version 3, `bottom`, `tops`, `heads`, `subtype_heads` since), and the rebuilt run is
+checked: exported again, it scores a batch of images as the SavedModel does.
 """
 
 from __future__ import annotations
@@ -39,24 +39,28 @@ def main() -> None:
     path, version = resolve_model_dir(args.model, args.version)
     shipped = LoadedModel(path, version)
     training = dict(shipped.metadata.training)
-    if "members" in training:
-        raise SystemExit(f"{path} is an ensemble; this rebuilds single-member models only")
-    config = HeadConfig(**training["head"])
+    members = training.get("members", [training])  # version 3 and earlier recorded one member at top level
+    if len(members) != 1:
+        raise SystemExit(f"{path} is an ensemble of {len(members)}; this rebuilds single-member models only")
+    (member,) = members
+    config = HeadConfig(**member["head"])
     size = shipped.metadata.input_height
     backbone = build_backbone(size, args.weights)
-    _, top = split_backbone(backbone)
+    bottom, top = split_backbone(backbone)
     head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
     subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
-    status = tf.train.Checkpoint(backbone=backbone, head=head, subtype_head=subtype_head).read(
-        str(path / "variables" / "variables")
-    )
+    if "members" in training:  # the module as `training.export` writes it now
+        tracked = {"bottom": bottom, "tops": [top], "heads": [head], "subtype_heads": [subtype_head]}
+    else:  # version 3 and earlier: one unpooled backbone and two heads
+        tracked = {"backbone": backbone, "head": head, "subtype_head": subtype_head}
+    status = tf.train.Checkpoint(**tracked).read(str(path / "variables" / "variables"))
     status.assert_existing_objects_matched().expect_partial()
 
     summary = {
-        "seed": training["seed"],
+        "seed": member["seed"],
         "split": training["split"],
-        "head": training["head"],
-        "fine_tuning": training["fine_tuning"],
+        "head": member["head"],
+        "fine_tuning": member["fine_tuning"],
         "test_time_transforms": training["test_time_transforms"],
         "operating_points": {name: p.model_dump() for name, p in shipped.metadata.operating_points.items()},
         "rebuilt_from": f"{path}",
