@@ -154,16 +154,22 @@ def ensemble(
     _logging()
     from training.data import labels_of
     from training.ensemble import member_logits, validation_summary, write_ensemble
-    from training.features import load_split, load_tta_grids
-    from training.train import load_member, subtype_targets
+    from training.features import load_split, load_tta_grids, view_keys
+    from training.train import load_members, subtype_targets
 
     split = load_split(cache)
-    val_keys = sorted(path.stem.removeprefix("grid_") for path in cache.glob("grid_val_*.npy"))
+    val_keys = view_keys(cache, "val")
+    for path in member:  # the views a member was selected on (rebuilt runs do not record them)
+        recorded = json.loads((path / "training.json").read_text()).get("selection", {}).get("val_views")
+        if recorded is not None and recorded != val_keys:
+            raise typer.BadParameter(f"{path} was selected on {recorded}, the cache holds {val_keys}",
+                                     param_hint="--member")
     grids = {key.removeprefix("val_"): load_tta_grids(cache, key) for key in val_keys}
-    logits = {}
-    for path in member:
-        _, loaded = load_member(path, weights, INPUT_SIZE)
-        logits[path.name] = {view: member_logits(loaded, g) for view, g in grids.items()}
+    _, loaded = load_members(member, weights, INPUT_SIZE)
+    logits = {
+        path.name: {view: member_logits(m, g) for view, g in grids.items()}
+        for path, m in zip(member, loaded, strict=True)
+    }
     validation = validation_summary(logits, labels_of(split["val"]), subtype_targets(split["val"]))
     write_ensemble(run_dir, member, validation)
     typer.echo(json.dumps({"validation_auc": validation["validation_auc"]}, indent=1))

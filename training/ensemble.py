@@ -15,13 +15,9 @@ import numpy as np
 from radiograph.contract import SCREENING
 from training import metrics
 from training.graph import TTA_TRANSFORMS, averaged_features
-from training.train import ENSEMBLE_MEMBERS, Member, hard_auc, operating_points, subtype_report
+from training.train import ENSEMBLE_MEMBERS, Member, hard_auc, operating_points, sigmoid, subtype_report
 
 log = logging.getLogger(__name__)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def member_logits(member: Member, grids: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

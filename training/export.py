@@ -47,8 +47,9 @@ class PneumoniaModule(tf.Module):
 
     def __init__(self, bottom: keras.Model, members: list[Member], metadata: ModelMetadata) -> None:
         super().__init__(name="pneumonia")
+        # three lists rather than the `Member`s, so that tf.Module tracks (and saves) their variables;
+        # `tracked_parts` names the same attributes for reading them back
         self.bottom = bottom
-        # three lists rather than the `Member`s, so that tf.Module tracks (and saves) their variables
         self.tops = [m.top for m in members]
         self.heads = [m.head for m in members]
         self.subtype_heads = [m.subtype_head for m in members]
@@ -93,6 +94,29 @@ class PneumoniaModule(tf.Module):
 
     def _metadata(self) -> dict[str, tf.Tensor]:
         return {METADATA_OUTPUT: tf.constant(self._metadata_json)}
+
+
+def tracked_parts(bottom: keras.Model, members: list[Member]) -> dict[str, object]:
+    """The parts `PneumoniaModule` tracks, under its attribute names: a `tf.train.Checkpoint` of
+    fresh models of the same architecture reads an exported model's variables back into them."""
+    return {
+        "bottom": bottom,
+        "tops": [m.top for m in members],
+        "heads": [m.head for m in members],
+        "subtype_heads": [m.subtype_head for m in members],
+    }
+
+
+def legacy_tracked_parts(backbone: keras.Model, member: Member) -> dict[str, object]:
+    """The same for versions 1–3, whose module tracked one unpooled `backbone` (the member's top
+    block shares its layers) and two heads."""
+    return {"backbone": backbone, "head": member.head, "subtype_head": member.subtype_head}
+
+
+def read_variables(saved_model: Path, parts: dict[str, object]) -> None:
+    """Restore an exported model's variables into `parts`; every part must be found in it."""
+    status = tf.train.Checkpoint(**parts).read(str(saved_model / "variables" / "variables"))
+    status.assert_existing_objects_matched().expect_partial()
 
 
 def next_version(model_root: Path) -> int:

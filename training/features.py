@@ -87,9 +87,14 @@ def cache_grids(
     np.save(target, out)
 
 
+def view_keys(cache: Path, part: str | None = None) -> list[str]:
+    """The cached views, `"<part>_<view>"`, sorted (of one part when `part` is given)."""
+    return sorted(path.stem.removeprefix("grid_") for path in cache.glob(f"grid_{part + '_' if part else ''}*.npy"))
+
+
 def load_grids(cache: Path) -> dict[str, np.ndarray]:
     """`{"<part>_<view>": activations}`, memory-mapped."""
-    return {path.stem.removeprefix("grid_"): np.load(path, mmap_mode="r") for path in sorted(cache.glob("grid_*.npy"))}
+    return {key: np.load(cache / f"grid_{key}.npy", mmap_mode="r") for key in view_keys(cache)}
 
 
 def load_tta_grids(cache: Path, key: str) -> dict[str, np.ndarray]:

@@ -125,9 +125,12 @@ def hard_auc(aucs: dict[str, float]) -> float:
     return float(np.mean([v for k, v in aucs.items() if "shift" in k] or list(aucs.values())))
 
 
-def probabilities(head: keras.Model, x: np.ndarray) -> np.ndarray:
-    logits = head.predict(x, batch_size=1024, verbose=0)[:, 0]
+def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+def probabilities(head: keras.Model, x: np.ndarray) -> np.ndarray:
+    return sigmoid(head.predict(x, batch_size=1024, verbose=0)[:, 0])
 
 
 def operating_points(views: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, OperatingPoint]:
@@ -249,25 +252,29 @@ def member_dirs(run_dir: Path) -> list[Path]:
     return [run_dir / ENSEMBLE_MEMBERS / name for name in names] if names else [run_dir]
 
 
-def load_member(run_dir: Path, weights: str, size: int) -> tuple[keras.Model, Member]:
-    """(bottom, member) of what `save_run` wrote, on a fresh backbone (the top block shares its
-    layers with it)."""
-    config = HeadConfig(**json.loads((run_dir / "training.json").read_text())["head"])
+def load_members(run_dirs: list[Path], weights: str, size: int) -> tuple[keras.Model, list[Member]]:
+    """(frozen bottom, members) of what `save_run` wrote: the backbone is built once; each member
+    gets a top block of its own (a copy of the backbone's, so members do not share weights)."""
     backbone = build_backbone(size, weights)
-    bottom, top = split_backbone(backbone)
-    top.load_weights(run_dir / "top.weights.h5")
-    head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
-    head.load_weights(run_dir / "head.weights.h5")
-    subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
-    subtype_head.load_weights(run_dir / "subtype.weights.h5")
-    return bottom, Member(top, head, subtype_head)
+    bottom, template = split_backbone(backbone)
+    members = []
+    for run_dir in run_dirs:
+        config = HeadConfig(**json.loads((run_dir / "training.json").read_text())["head"])
+        top = keras.models.clone_model(template)
+        top.load_weights(run_dir / "top.weights.h5")
+        head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
+        head.load_weights(run_dir / "head.weights.h5")
+        subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
+        subtype_head.load_weights(run_dir / "subtype.weights.h5")
+        members.append(Member(top, head, subtype_head))
+    return bottom, members
 
 
 def load_run(run_dir: Path, weights: str, size: int) -> TrainedRun:
     """A run as `export` needs it: the frozen bottom once, and every member."""
     summary = json.loads((run_dir / "training.json").read_text())
-    loaded = [load_member(path, weights, size) for path in member_dirs(run_dir)]
-    return TrainedRun(summary, loaded[0][0], [member for _, member in loaded])
+    bottom, members = load_members(member_dirs(run_dir), weights, size)
+    return TrainedRun(summary, bottom, members)
 
 
 def save_run(

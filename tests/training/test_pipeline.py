@@ -112,6 +112,24 @@ def test_ensemble_averages_members_on_logits(small_data: Path, tmp_path: Path) -
         for key in ("sensitivity", "specificity"):
             assert metrics["operating_points"][name][key] == pytest.approx(point["validation"][f"clean_{key}"])
 
+    # an exported ensemble's members can be rebuilt as runs, and together they score as it does
+    rebuilt = rebuild_runs(models, 3, tmp_path / "rebuilt")
+    assert [path.name for path in rebuilt] == ["seed1", "seed2"]
+    for original, copy in zip(members, rebuilt, strict=True):
+        assert json.loads((copy / "training.json").read_text())["head"] == (
+            json.loads((original / "training.json").read_text())["head"])
+
+
+def rebuild_runs(models: Path, version: int, out_dir: Path) -> list[Path]:
+    """scripts/run-from-savedmodel.py; it exits 1 if the rebuilt runs, exported again, score otherwise."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "run-from-savedmodel.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--weights", "tiny", "--model", str(models), "--version", str(version),
+         "--out-dir", str(out_dir)], capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [Path(line) for line in result.stdout.splitlines() if line.startswith(str(out_dir))]
+
 
 def test_run_rebuilt_from_an_exported_model_is_the_same_member(small_data: Path, tmp_path: Path) -> None:
     """scripts/run-from-savedmodel.py: how a shipped single-member model becomes an ensemble member."""
@@ -121,14 +139,9 @@ def test_run_rebuilt_from_an_exported_model_is_the_same_member(small_data: Path,
     run("train", "--weights", "tiny", "--cache", str(cache), "--run-dir", str(run_dir), "--epochs", "2",
         "--fine-tune-epochs", "1")
     run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
-    script = Path(__file__).resolve().parents[2] / "scripts" / "run-from-savedmodel.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--weights", "tiny", "--model", str(models), "--version", "1",
-         "--run-dir", str(rebuilt)], capture_output=True, text=True, check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr  # it exits 1 if the rebuilt run scores otherwise
+    assert rebuild_runs(models, 1, rebuilt) == [rebuilt / "seed7"]
     # an ensemble of the rebuilt run alone chooses the original run's operating points from the cache
-    run("ensemble", "--weights", "tiny", "--cache", str(cache), "--member", str(rebuilt),
+    run("ensemble", "--weights", "tiny", "--cache", str(cache), "--member", str(rebuilt / "seed7"),
         "--run-dir", str(tmp_path / "ensemble"))
     original = json.loads((run_dir / "training.json").read_text())["operating_points"]
     chosen = json.loads((tmp_path / "ensemble" / "training.json").read_text())["operating_points"]
