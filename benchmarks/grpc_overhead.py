@@ -48,13 +48,14 @@ def interleaved_medians(first: Callable[[], object], second: Callable[[], object
 
 
 def backend_level(address: str, image: bytes, n: int) -> tuple[float, float]:
-    pixels = imaging.preprocess(imaging.decode(image, 224), 224)[None, ..., None]
     settings = Settings(serving_address=address)
     loop = asyncio.new_event_loop()
     embedded = EmbeddedBackend(SHIPPED_MODEL_DIR, timeout_s=30)
     remote = ServingBackend(settings, GatewayMetrics(CollectorRegistry()))
     loop.run_until_complete(embedded.start())
     loop.run_until_complete(remote.start())
+    size = loop.run_until_complete(embedded.metadata()).input_height  # as the gateway sizes (serving.scoring)
+    pixels = imaging.preprocess(imaging.decode(image, size), size)[None, ..., None]
     try:
         return interleaved_medians(
             lambda: loop.run_until_complete(embedded.predict(pixels, "bench")),

@@ -28,7 +28,11 @@ def main(
     calls: Annotated[int, typer.Option(help="Timed calls per model")] = 30,
 ) -> None:
     models = {name: LoadedModel.from_dir(root) for name, root in (("baseline", baseline), ("candidate", model))}
-    images = np.asarray(np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 1)), np.uint8)
+    sizes = {(m.metadata.input_height, m.metadata.input_width) for m in models.values()}
+    if len(sizes) != 1:
+        raise typer.BadParameter(f"the two models take different input sizes: {sizes}")
+    ((height, width),) = sizes
+    images = np.asarray(np.random.default_rng(0).integers(0, 256, (batch, height, width, 1)), np.uint8)
     for m in models.values():  # warm-up: tracing and first allocations
         m.predict(images)
     times: dict[str, list[float]] = {name: [] for name in models}

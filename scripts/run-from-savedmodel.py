@@ -22,10 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from radiograph.contract import resolve_model_dir
 from radiograph.savedmodel import LoadedModel
-from training.data import SUBTYPES
 from training.export import PneumoniaModule, legacy_tracked_parts, read_variables, tracked_parts
-from training.graph import build_backbone, build_head, build_subtype_head, split_backbone
-from training.train import HeadConfig, Member, load_members, save_run
+from training.graph import build_backbone, split_backbone
+from training.train import HeadConfig, load_members, save_run, untrained_member
 
 
 def main() -> None:
@@ -47,14 +46,10 @@ def main() -> None:
     size = shipped.metadata.input_height
     backbone = build_backbone(size, args.weights)
     bottom, top = split_backbone(backbone)
-    members = []
-    for member in recorded:
-        config = HeadConfig(**member["head"])
-        members.append(Member(
-            top if legacy else keras.models.clone_model(top),
-            build_head(backbone.output_shape[-1], config.dropout, config.l2),
-            build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2),
-        ))
+    members = [  # up to version 3 the member's top block is the backbone's own (read as part of it)
+        untrained_member(top if legacy else keras.models.clone_model(top), HeadConfig(**member["head"]))
+        for member in recorded
+    ]
     read_variables(path, legacy_tracked_parts(backbone, members[0]) if legacy else tracked_parts(bottom, members))
 
     run_dirs = []

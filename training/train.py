@@ -252,21 +252,25 @@ def member_dirs(run_dir: Path) -> list[Path]:
     return [run_dir / ENSEMBLE_MEMBERS / name for name in names] if names else [run_dir]
 
 
+def untrained_member(top: keras.Model, config: HeadConfig) -> Member:
+    """`top` with fresh heads of `config`'s architecture: a member for trained weights to be loaded into."""
+    features = top.output_shape[-1]
+    return Member(top, build_head(features, config.dropout, config.l2),
+                  build_subtype_head(features, len(SUBTYPES), config.l2))
+
+
 def load_members(run_dirs: list[Path], weights: str, size: int) -> tuple[keras.Model, list[Member]]:
     """(frozen bottom, members) of what `save_run` wrote: the backbone is built once; each member
     gets a top block of its own (a copy of the backbone's, so members do not share weights)."""
-    backbone = build_backbone(size, weights)
-    bottom, template = split_backbone(backbone)
+    bottom, template = split_backbone(build_backbone(size, weights))
     members = []
     for run_dir in run_dirs:
         config = HeadConfig(**json.loads((run_dir / "training.json").read_text())["head"])
-        top = keras.models.clone_model(template)
-        top.load_weights(run_dir / "top.weights.h5")
-        head = build_head(backbone.output_shape[-1], config.dropout, config.l2)
-        head.load_weights(run_dir / "head.weights.h5")
-        subtype_head = build_subtype_head(backbone.output_shape[-1], len(SUBTYPES), config.l2)
-        subtype_head.load_weights(run_dir / "subtype.weights.h5")
-        members.append(Member(top, head, subtype_head))
+        member = untrained_member(keras.models.clone_model(template), config)
+        member.top.load_weights(run_dir / "top.weights.h5")
+        member.head.load_weights(run_dir / "head.weights.h5")
+        member.subtype_head.load_weights(run_dir / "subtype.weights.h5")
+        members.append(member)
     return bottom, members
 
 

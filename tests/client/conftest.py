@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_servers import gateway_process
+from tests.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, gateway_process
 
 API_KEY = "batch-job-key-0123456789"
 REVOKED_KEY = "retired-key-0123456789ab"
@@ -31,8 +31,7 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGatew
         "GATEWAY_API_KEYS": f"batch:{API_KEY},retired:{REVOKED_KEY}",
         "GATEWAY_REVOKED_API_KEYS": "retired",
         "GATEWAY_LOG_LEVEL": "WARNING",
-        # concurrent SDK calls share 2 cores: a generous deadline (the gateway's deadlines are tested elsewhere)
-        "GATEWAY_UPSTREAM_TIMEOUT_S": "10",
+        "GATEWAY_UPSTREAM_TIMEOUT_S": str(GENEROUS_UPSTREAM_TIMEOUT_S),  # concurrent SDK calls share 2 cores
     }
     with gateway_process(env, tmp_path_factory.mktemp("gateway") / "gateway.log") as gateway:
         yield LiveGateway(gateway.url, API_KEY, REVOKED_KEY, gateway.log_path)

@@ -9,10 +9,8 @@ import httpx
 import pytest
 
 from localserving import BackgroundServer
-from tests.live_servers import gateway_thread
+from tests.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, gateway_thread
 from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version, metric, wait_for
-
-ROLLOUT_TIMEOUT_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +36,9 @@ def test_new_version_on_disk_is_reported_without_restart(
 ) -> None:
     root, server = rollout
     data = fullres_samples[0][0].read_bytes()
-    # a generous deadline: the stand-in loads version 2 while requests run (deadlines are tested elsewhere)
-    default = gateway_settings(server.address, upstream_timeout_s=ROLLOUT_TIMEOUT_S)
-    pinned = gateway_settings(server.address, model_version_label="stable", upstream_timeout_s=ROLLOUT_TIMEOUT_S)
+    timeout = {"upstream_timeout_s": GENEROUS_UPSTREAM_TIMEOUT_S}  # the stand-in loads version 2 while requests run
+    default = gateway_settings(server.address, **timeout)
+    pinned = gateway_settings(server.address, model_version_label="stable", **timeout)
     with gateway_thread(default) as latest, gateway_thread(pinned) as stable:
         first = predict(latest, data)
         assert first["model_version"] == 1
