@@ -35,7 +35,7 @@ def make_handler(model: LoadedModel) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             data = self.rfile.read(int(self.headers.get("content-length", 0)))
             try:
-                pixels = imaging.load_radiograph(data, size, fast=False).pixels  # full decode, then resize
+                pixels = imaging.load_radiograph(data, size).pixels  # full decode, then resize
             except imaging.ImageError as exc:
                 self._send(400, {"error": str(exc)})
                 return

@@ -85,7 +85,7 @@ def decode_dicom(
             warnings.simplefilter("ignore")  # pydicom warns about non-conformant values, quoting them
             dataset = pydicom.dcmread(io.BytesIO(data))
             _check_header(dataset, max_pixels, modalities)
-            stored = dataset.pixel_array
+            stored = _stored_values(dataset)
             pixels = _to_uint8(stored, dataset)
     except imaging.ImageError:
         raise
@@ -95,6 +95,18 @@ def decode_dicom(
     image = Image.fromarray(pixels)
     image.info["source_size"] = (pixels.shape[1], pixels.shape[0])
     return image
+
+
+def _stored_values(dataset: Dataset) -> np.ndarray:
+    """The stored pixel values. Baseline JPEG pixel data is decoded by Pillow, as the JPEG path decodes a
+    JPEG (pylibjpeg's libjpeg differs by ±1 grey level, which the training-form compression amplifies)."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGBaseline8Bit
+
+    syntax = dataset.file_meta.TransferSyntaxUID
+    if syntax == JPEGBaseline8Bit and "pillow" in get_decoder(syntax).available_plugins:
+        dataset.pixel_array_options(decoding_plugin="pillow")
+    return dataset.pixel_array
 
 
 def _check_header(dataset: Dataset, max_pixels: int, modalities: Collection[str]) -> None:

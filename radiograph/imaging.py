@@ -4,8 +4,11 @@ This is the one decode/resize path of the project: training, evaluation and the 
 `load_radiograph`, so what the model sees in production is what it saw in training.
 
 The header is read first and the pixel count checked before any pixel is decoded (decompression
-bombs). Large JPEGs are decoded with libjpeg's DCT-domain downscaling (`Image.draft`) to at least
-twice the target size, then resized with bicubic filtering as the training set was made.
+bombs). A picture is then brought to the form of the training pictures: `train/` was made by Pillow
+(bicubic resize of the original to 224×224, saved as JPEG at Pillow's default quality 75, which its
+quantisation tables confirm), and the model's scores depend on that compression, so a picture of any
+other size than the model's is decoded in full, resized and JPEG-compressed the same way: an
+original gives exactly the pixels the training set would hold of it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG"})
 DEFAULT_MAX_PIXELS = 40_000_000  # a 6k×6k detector image; far above any CR/DX radiograph
-DRAFT_FACTOR = 2  # decode JPEGs to >= 2× the target before the bicubic resize
+DRAFT_FACTOR = 2  # draft decoding (opt-in): JPEGs decoded to >= 2× the target before the resize
+TRAINING_JPEG_QUALITY = 75  # train/'s quantisation tables: Pillow's at 75 (tests/training/test_picture_form.py)
 
 # A truncated file is an error, not a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -51,18 +55,19 @@ class Radiograph:
 
 
 def load_radiograph(
-    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, fast: bool = True
+    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = False
 ) -> Radiograph:
     """Decode JPEG/PNG bytes to a uint8 [size, size] grayscale image (aspect ratio squashed).
 
-    `fast=False` decodes at full resolution (the naive path, kept for benchmarks and tests).
+    `draft=True` decodes large JPEGs at reduced scale in the DCT domain: faster, but not the training
+    set's pixels (`benchmarks.preprocess` measures both); nothing in the product uses it.
     """
-    image = decode(data, size, max_pixels=max_pixels, fast=fast)
+    image = decode(data, size, max_pixels=max_pixels, draft=draft)
     return Radiograph(preprocess(image, size), *image.info["source_size"])
 
 
 def decode(
-    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, fast: bool = True
+    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = False
 ) -> Image.Image:
     """Bytes → decoded, upright PIL image. `info["source_size"]` keeps the encoded (width, height)."""
     if not data:
@@ -71,15 +76,16 @@ def decode(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.format not in SUPPORTED_FORMATS:
+            image_format = image.format
+            if image_format not in SUPPORTED_FORMATS:
                 raise UnsupportedImageFormat(f"unsupported image format {image.format}; send JPEG or PNG")
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(
                     f"image is {width}x{height} pixels; the limit is {max_pixels} pixels"
                 )
-            if fast and image.format == "JPEG":
-                image.draft("L", (DRAFT_FACTOR * size, DRAFT_FACTOR * size))
+            if image_format == "JPEG":  # libjpeg's own grayscale output, as the training set was read
+                image.draft("L", (DRAFT_FACTOR * size,) * 2 if draft else image.size)
             image.load()
             image = ImageOps.exif_transpose(image)
     except ImageError:
@@ -95,12 +101,30 @@ def decode(
 
 
 def preprocess(image: Image.Image, size: int) -> np.ndarray:
-    """Decoded image → uint8 [size, size] grayscale, bicubic, as the training set was made."""
+    """Decoded image → uint8 [size, size] grayscale in the form of the training pictures.
+
+    A picture at the model's size is taken as it is (the training and validation files are such
+    pictures); any other is resized and compressed as `train/` was made from the originals.
+    """
     try:
-        gray = _to_gray(image)
-        return np.asarray(gray.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+        gray = resized_gray(image, size)
+        return np.asarray(gray, dtype=np.uint8) if image.size == (size, size) else as_training_jpeg(gray)
     except (OSError, ValueError) as exc:
         raise ImageError(f"cannot convert image: {exc}") from exc
+
+
+def resized_gray(image: Image.Image, size: int) -> Image.Image:
+    """Decoded image → "L" image at [size, size], bicubic (aspect ratio squashed)."""
+    return _to_gray(image).resize((size, size), Image.Resampling.BICUBIC)
+
+
+def as_training_jpeg(gray: Image.Image) -> np.ndarray:
+    """A grayscale picture → its pixels after the JPEG round trip `train/` went through (RGB, quality 75)."""
+    buffer = io.BytesIO()
+    gray.convert("RGB").save(buffer, "JPEG", quality=TRAINING_JPEG_QUALITY)
+    with Image.open(buffer) as compressed:
+        compressed.draft("L", compressed.size)
+        return np.asarray(compressed.convert("L"), dtype=np.uint8)
 
 
 def _to_gray(image: Image.Image) -> Image.Image:
