@@ -3,14 +3,15 @@ version's warm-up records (`assets.extra/tf_serving_warmup_requests`) at load ti
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from localserving.servable import Servable, ServableError
-from radiograph.contract import SERVING_SIGNATURE
-
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+from radiograph.contract import SERVING_SIGNATURE, WARMUP_FILE
 
 
 def invalid(message: str) -> ServableError:
@@ -52,15 +53,21 @@ def run_signature(servable: Servable, request: predict_pb2.PredictRequest) -> pr
     return response
 
 
-def replay_warmup(servable: Servable) -> int:
-    """Runs the version's warm-up Predict records so its first real request is not a cold one; returns how many."""
-    path = servable.model.path / WARMUP_FILE
+def warmup_requests(version_dir: Path) -> Iterator[predict_pb2.PredictRequest]:
+    """The Predict requests among a version's warm-up records (none when it has no warm-up file)."""
+    path = version_dir / WARMUP_FILE
     if not path.is_file():
-        return 0
-    replayed = 0
+        return
     for record in tf.data.TFRecordDataset(str(path)):
         log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
         if log.WhichOneof("log_type") == "predict_log":
-            run_signature(servable, log.predict_log.request)
-            replayed += 1
+            yield log.predict_log.request
+
+
+def replay_warmup(servable: Servable) -> int:
+    """Runs the version's warm-up Predict records so its first real request is not a cold one; returns how many."""
+    replayed = 0
+    for request in warmup_requests(servable.model.path):
+        run_signature(servable, request)
+        replayed += 1
     return replayed

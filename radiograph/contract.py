@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 SERVING_SIGNATURE = "serving_default"
 METADATA_SIGNATURE = "metadata"
 EXPLAIN_SIGNATURE = "explain"
+# PredictionLog records TF Serving replays when it loads a version (its own name for the file)
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 IMAGE_INPUT = "image"
 PROBABILITY_OUTPUT = "probability"
 SUBTYPE_OUTPUT = "subtype_probabilities"

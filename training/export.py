@@ -18,6 +18,7 @@ from radiograph.contract import (
     PROBABILITY_OUTPUT,
     SERVING_SIGNATURE,
     SUBTYPE_OUTPUT,
+    WARMUP_FILE,
     ModelMetadata,
     model_versions,
 )
@@ -26,8 +27,8 @@ from training.train import Member
 
 log = logging.getLogger(__name__)
 
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-WARMUP_BATCH_SIZES = (1, 8)
+# (signature, batch size) of the PredictLog records Serving replays at load: every signature the gateway calls
+WARMUP_CALLS = ((SERVING_SIGNATURE, 1), (SERVING_SIGNATURE, 8), (EXPLAIN_SIGNATURE, 1))
 
 
 class PneumoniaModule(tf.Module):
@@ -149,16 +150,17 @@ def export(
 
 
 def write_warmup(target: Path, metadata: ModelMetadata, model_name: str) -> None:
-    """PredictionLog records TF Serving replays at load, so the first real request is not cold."""
+    """PredictionLog records TF Serving replays at load, so the first real request of each signature the
+    gateway calls (`predict`, `explain`) is not a cold one."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     path = target / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for batch in WARMUP_BATCH_SIZES:
+        for signature, batch in WARMUP_CALLS:
             images = np.full((batch, metadata.input_height, metadata.input_width, 1), 128, np.uint8)
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SERVING_SIGNATURE)
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
             )
             request.inputs[IMAGE_INPUT].CopyFrom(tf.make_tensor_proto(images))
             record = prediction_log_pb2.PredictionLog(

@@ -43,7 +43,9 @@ class EmbeddedBackend:
     async def start(self) -> None:
         self._model = await anyio.to_thread.run_sync(LoadedModel.from_dir, self.model_dir)
         # warm-up (graph tracing) takes seconds on a busy machine: no request deadline applies to it
-        await self._run(self._model, SERVING_SIGNATURE, self._model.blank_batch(), timeout_s=None)
+        for signature in (SERVING_SIGNATURE, EXPLAIN_SIGNATURE):
+            if signature in _signatures(self._model):
+                await self._run(self._model, signature, self._model.blank_batch(), timeout_s=None)
         log.info("embedded backend loaded model version %d", self._model.version)
 
     def _loaded(self) -> LoadedModel:

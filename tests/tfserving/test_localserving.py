@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -16,6 +17,8 @@ from tensorflow_serving.apis import (
 )
 
 from localserving import BackgroundServer
+from localserving.signatures import warmup_requests
+from radiograph.contract import EXPLAIN_SIGNATURE, SERVING_SIGNATURE, resolve_model_dir
 from serving.inference.tensor_protos import to_array, uint8_tensor
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
@@ -92,3 +95,10 @@ def test_predict_refuses_wrong_dtype(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=10)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_shipped_version_warms_every_signature_the_gateway_calls(shipped_model_dir: Path) -> None:
+    """Serving replays these records at load, so neither a first predict nor a first explain is cold."""
+    latest, _ = resolve_model_dir(shipped_model_dir)
+    signatures = {request.model_spec.signature_name for request in warmup_requests(latest)}
+    assert signatures == {SERVING_SIGNATURE, EXPLAIN_SIGNATURE}

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from localserving.signatures import warmup_requests
 from radiograph.contract import ModelMetadata
 from radiograph.savedmodel import LoadedModel
 from training.cli import app
@@ -53,7 +54,9 @@ def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
     assert len(tuning["history"]) == 3 and tuning["best_epoch"] in (0, 1, 2)
     run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
     assert (models / "1" / "saved_model.pb").is_file()
-    assert (models / "1" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
+    warmups = [(r.model_spec.signature_name, r.inputs["image"].tensor_shape.dim[0].size)
+               for r in warmup_requests(models / "1")]
+    assert warmups == [("serving_default", 1), ("serving_default", 8), ("explain", 1)]
 
     model = LoadedModel.from_dir(models)
     spec = model._predict.structured_input_signature[1]["image"]
