@@ -78,7 +78,7 @@ def decode(
             image = Image.open(io.BytesIO(data))
             image_format = image.format
             if image_format not in SUPPORTED_FORMATS:
-                raise UnsupportedImageFormat(f"unsupported image format {image.format}; send JPEG or PNG")
+                raise UnsupportedImageFormat(f"unsupported image format {image_format}; send JPEG or PNG")
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(
@@ -108,7 +108,7 @@ def preprocess(image: Image.Image, size: int) -> np.ndarray:
     """
     try:
         gray = resized_gray(image, size)
-        return np.asarray(gray, dtype=np.uint8) if image.size == (size, size) else as_training_jpeg(gray)
+        return np.asarray(gray, dtype=np.uint8) if image.size == (size, size) else as_training_jpeg(gray, size)
     except (OSError, ValueError) as exc:
         raise ImageError(f"cannot convert image: {exc}") from exc
 
@@ -118,13 +118,12 @@ def resized_gray(image: Image.Image, size: int) -> Image.Image:
     return _to_gray(image).resize((size, size), Image.Resampling.BICUBIC)
 
 
-def as_training_jpeg(gray: Image.Image) -> np.ndarray:
-    """A grayscale picture → its pixels after the JPEG round trip `train/` went through (RGB, quality 75)."""
+def as_training_jpeg(gray: Image.Image, size: int) -> np.ndarray:
+    """A grayscale picture → its pixels after the JPEG round trip `train/` went through (RGB, quality 75),
+    read back by `decode` as the training files are."""
     buffer = io.BytesIO()
     gray.convert("RGB").save(buffer, "JPEG", quality=TRAINING_JPEG_QUALITY)
-    with Image.open(buffer) as compressed:
-        compressed.draft("L", compressed.size)
-        return np.asarray(compressed.convert("L"), dtype=np.uint8)
+    return np.asarray(_to_gray(decode(buffer.getvalue(), size)), dtype=np.uint8)
 
 
 def _to_gray(image: Image.Image) -> Image.Image:

@@ -99,11 +99,10 @@ def main(
     enlarged = [enlarged_png(pixels, rng) for pixels in files]
     paths = {"validation files as they are": files}
     paths.update({f"enlarged, {name}": np.stack([path(d, size) for d in enlarged]) for name, path in PATHS.items()})
-    reference = None
+    scores = {name: score(model, pixels)["probability"] for name, pixels in paths.items()}
+    reference = scores["validation files as they are"]
     print(f"model version {model.version}, {len(examples)} validation images ({int(labels.sum())} PNEUMONIA)")
-    for name, pixels in paths.items():
-        p = score(model, pixels)["probability"]
-        reference = p if reference is None else reference
+    for name, p in scores.items():
         print(f"\n{name}: AUC {auc(labels, p):.4f}; mean p NORMAL {p[labels == 0].mean():.3f}, "
               f"PNEUMONIA {p[labels == 1].mean():.3f}; mean |Δp| vs the files {np.abs(p - reference).mean():.4f}")
         print_operating_points(model, labels, p)
