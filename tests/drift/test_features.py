@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from radiograph import acquisition
-from radiograph.drift import DriftReference, FeatureReference, DriftReferenceError, psi, quantile_reference
+from radiograph.drift import DriftReference, DriftReferenceError, FeatureReference, psi, quantile_reference
 
 TRAIT = {name: i for i, name in enumerate(acquisition.FEATURES)}
 
