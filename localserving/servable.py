@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
@@ -26,11 +25,6 @@ class Servable:
     model: LoadedModel
     signature_defs: dict[str, meta_graph_pb2.SignatureDef]
     """As stored in `saved_model.pb` (what GetModelMetadata returns)."""
-
-    @property
-    def signatures(self) -> Any:
-        # LoadedModel checked the contract; the signatures themselves run as Serving runs them
-        return self.model._model.signatures
 
 
 def load_servable(root: Path, version: int) -> Servable:

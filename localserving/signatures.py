@@ -23,8 +23,7 @@ def run_signature(servable: Servable, request: predict_pb2.PredictRequest) -> pr
     name = request.model_spec.signature_name or SERVING_SIGNATURE
     if name not in servable.signature_defs:
         raise ServableError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
-    function = servable.signatures[name]
-    expected = function.structured_input_signature[1]
+    expected = servable.model.signatures[name].inputs
     if set(request.inputs) != set(expected):
         raise invalid(f"inputs {sorted(request.inputs)} do not match signature {name!r} inputs {sorted(expected)}")
     inputs = {}
@@ -36,9 +35,9 @@ def run_signature(servable: Servable, request: predict_pb2.PredictRequest) -> pr
         spec = expected[key]
         if array.dtype != spec.dtype.as_numpy_dtype or not spec.shape.is_compatible_with(array.shape):
             raise invalid(f"input {key!r} is {array.dtype} {list(array.shape)}, the signature expects {spec}")
-        inputs[key] = tf.constant(array)
+        inputs[key] = array
     try:
-        outputs = function(**inputs)
+        outputs = servable.model.call(name, inputs)
     except tf.errors.InvalidArgumentError as exc:
         raise invalid(exc.message) from None
     wanted = list(request.output_filter) or sorted(outputs)
@@ -49,7 +48,7 @@ def run_signature(servable: Servable, request: predict_pb2.PredictRequest) -> pr
     response.model_spec.version.value = servable.version
     response.model_spec.signature_name = name
     for key in wanted:
-        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
     return response
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import anyio.to_thread
 import numpy as np
@@ -17,7 +15,6 @@ import numpy as np
 from radiograph.contract import (
     EXPLAIN_SIGNATURE,
     HEATMAP_OUTPUT,
-    IMAGE_INPUT,
     PROBABILITY_OUTPUT,
     SERVING_SIGNATURE,
     SUBTYPE_OUTPUT,
@@ -44,7 +41,7 @@ class EmbeddedBackend:
         self._model = await anyio.to_thread.run_sync(LoadedModel.from_dir, self.model_dir)
         # warm-up (graph tracing) takes seconds on a busy machine: no request deadline applies to it
         for signature in (SERVING_SIGNATURE, EXPLAIN_SIGNATURE):
-            if signature in _signatures(self._model):
+            if signature in self._model.signatures:
                 await self._run(self._model, signature, self._model.blank_batch(), timeout_s=None)
         log.info("embedded backend loaded model version %d", self._model.version)
 
@@ -56,12 +53,11 @@ class EmbeddedBackend:
     async def predict(self, images: np.ndarray, request_id: str) -> Inference:
         model = self._loaded()
         outputs = await self._run(model, SERVING_SIGNATURE, images, self._deadline_s(images))
-        probabilities = outputs[PROBABILITY_OUTPUT].astype(np.float32)
-        return Inference(probabilities, model.version, outputs.get(SUBTYPE_OUTPUT))
+        return Inference(outputs[PROBABILITY_OUTPUT], model.version, outputs.get(SUBTYPE_OUTPUT))
 
     async def explain(self, images: np.ndarray, request_id: str) -> Explanation:
         model = self._loaded()
-        if EXPLAIN_SIGNATURE not in _signatures(model):
+        if EXPLAIN_SIGNATURE not in model.signatures:
             raise errors.NotSupportedByBackend(f"model version {model.version} has no {EXPLAIN_SIGNATURE!r} signature")
         outputs = await self._run(model, EXPLAIN_SIGNATURE, images, self._deadline_s(images))
         return Explanation(outputs[PROBABILITY_OUTPUT], outputs[HEATMAP_OUTPUT], model.version)
@@ -73,15 +69,9 @@ class EmbeddedBackend:
         self, model: LoadedModel, signature: str, images: np.ndarray, timeout_s: float | None
     ) -> dict[str, np.ndarray]:
         """Run a signature on a worker thread, abandoned after `timeout_s` (None: no limit)."""
-        function = _signatures(model)[signature]
-
-        def call() -> dict[str, np.ndarray]:
-            out = function(**{IMAGE_INPUT: model._tf.constant(images, dtype=model._tf.uint8)})
-            return {name: tensor.numpy().astype(np.float32) for name, tensor in out.items()}
-
         try:
             with anyio.fail_after(timeout_s):
-                return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+                return await anyio.to_thread.run_sync(model.run, signature, images, abandon_on_cancel=True)
         except TimeoutError as exc:
             raise errors.UpstreamTimeout(f"inference took longer than {timeout_s:g} s") from exc
 
@@ -95,7 +85,3 @@ class EmbeddedBackend:
         self._model = None
         await asyncio.sleep(0)
 
-
-def _signatures(model: LoadedModel) -> Mapping[str, Any]:
-    # LoadedModel.predict returns only `probability`; subtypes and heatmaps need the signatures themselves.
-    return model._model.signatures

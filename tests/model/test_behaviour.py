@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+from radiograph.contract import SUBTYPE_OUTPUT
 from radiograph.savedmodel import LoadedModel
 from training.data import load_pixels
 from training.evaluate import examples_for
@@ -81,11 +82,8 @@ def test_separates_the_classes_on_validation(model: LoadedModel, sample) -> None
 
 
 def test_subtype_head_agrees_with_the_binary_answer(model: LoadedModel, sample) -> None:
-    import tensorflow as tf
-
     pixels, labels = sample
-    outputs = model._model.signatures["serving_default"](image=tf.constant(pixels[..., None]))
-    subtypes = outputs["subtype_probabilities"].numpy()
+    subtypes = model.outputs(pixels[..., None])[SUBTYPE_OUTPUT]
     assert model.metadata.subtype_labels == ("normal", "bacteria", "virus")
     np.testing.assert_allclose(subtypes.sum(axis=1), 1.0, atol=1e-5)
     pneumonia_mass = subtypes[:, 1] + subtypes[:, 2]
