@@ -16,7 +16,7 @@ COPY requirements/lock.txt requirements/no-deps.txt requirements/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --constraint requirements/lock.txt \
         anyio fastapi grpcio grpcio-health-checking numpy pillow prometheus-client pydantic pydantic-settings \
-        pydicom python-multipart starlette tensorflow-cpu uvicorn \
+        pydicom python-multipart starlette tensorflow-cpu uvicorn highdicom dicomweb-client requests \
     && /opt/venv/bin/pip install --no-deps -r requirements/no-deps.txt
 
 FROM ${PYTHON_IMAGE} AS client-deps

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "pneumonia"
@@ -73,6 +73,27 @@ class Settings(BaseSettings):
     """On SIGTERM, how long in-flight requests may take to finish before the process exits anyway."""
     audit_log_file: Path | None = None
     """Where audit records (one JSON line per prediction) go; unset: the `audit` logger on stderr."""
+    # PACS integration (serving/dicomweb, docs/pacs.md)
+    spool_dir: Path | None = None
+    """Durable spool of the DICOMweb intake (received instances, results awaiting write-back); unset: the
+    `/dicomweb` routes answer 503. One directory per gateway process, on a persistent volume."""
+    results_dicomweb_url: str | None = None
+    """DICOMweb root the results (SR, optional SC) are stored to by STOW-RS, e.g. `http://orthanc:8042/dicom-web`;
+    required with `spool_dir`."""
+    results_dicomweb_username: str | None = None
+    """HTTP basic-auth user for the write-back (with `results_dicomweb_password`)."""
+    results_dicomweb_password: SecretStr | None = None
+    """HTTP basic-auth password for the write-back."""
+    results_dicomweb_token: SecretStr | None = None
+    """Bearer token for the write-back (`Authorization: Bearer ...`), instead of basic auth."""
+    results_timeout_s: float = Field(30.0, gt=0)
+    """Deadline of one STOW-RS write-back call (connect and read)."""
+    results_backoff_s: float = Field(2.0, gt=0)
+    """Pause after a failed write-back or scoring attempt; doubles per failure, with jitter."""
+    results_backoff_max_s: float = Field(300.0, gt=0)
+    """Longest pause between two write-back attempts: the PACS is retried at least this often, forever."""
+    results_heatmap: bool = False
+    """Also write a Secondary Capture of the heatmap overlay, burned-in NOT FOR DIAGNOSIS (one more model call)."""
 
 
 def inference_deadline_s(timeout_s: float, per_image_s: float, n_images: int) -> float:

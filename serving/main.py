@@ -15,6 +15,8 @@ from serving.api.limits import ConcurrencyLimit
 from serving.api.middleware import BodyLimit, RequestContext
 from serving.api.routes import batch, explain, health, metrics, predict
 from serving.config import Settings
+from serving.dicomweb import routes as dicomweb_routes
+from serving.dicomweb.service import DicomwebService
 from serving.inference.base import InferenceBackend
 from serving.inference.factory import make_backend
 from serving.observability.audit import AuditLog
@@ -47,10 +49,12 @@ def create_app(
         await chosen.start()
         app.state.backend = chosen
         app.state.scorer = Scorer(chosen, settings, gateway_metrics)
+        await app.state.dicomweb.start(app.state.scorer, app.state.audit)
         log.info("gateway ready: backend=%s model=%s", chosen.name, settings.model_name)
         try:
             yield
         finally:
+            await app.state.dicomweb.close()
             await chosen.close()
             app.state.audit.close()
 
@@ -65,8 +69,10 @@ def create_app(
     app.state.metrics = gateway_metrics
     app.state.api_keys = security.ApiKeys.from_settings(settings)
     app.state.audit = AuditLog(settings.audit_log_file)
+    app.state.dicomweb = DicomwebService(settings, gateway_metrics.registry)
     errors.install_handlers(app)
-    for router in (predict.router, batch.router, explain.router, health.router, metrics.router, web.router):
+    routers = (predict.router, batch.router, explain.router, health.router, metrics.router, web.router)
+    for router in (*routers, dicomweb_routes.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(

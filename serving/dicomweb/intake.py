@@ -1,0 +1,75 @@
+"""Is a received instance one the gateway scores? A frontal, single-frame CR/DX radiograph whose pixels the
+`/v1/predict` decode path reads. Everything else gets a Store Instances Response failure with a reason.
+
+The full decode runs here, not only a header check, so a file the worker could not score is refused while
+the sender still waits for the answer instead of ending up in the spool's `failed/` folder.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from radiograph import dicom, imaging
+from serving.dicomweb import stow
+
+LATERAL_VIEW_POSITIONS = frozenset({"LL", "RL", "LAT", "LATERAL"})
+
+
+@dataclass(frozen=True)
+class Accepted:
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+
+
+def examine(
+    data: bytes, *, modalities: Collection[str], max_pixels: int, study_instance_uid: str | None = None
+) -> Accepted | stow.Failure:
+    """`study_instance_uid`: the study named in the request path; instances of another study are refused."""
+    if not dicom.is_dicom(data):
+        return stow.Failure(stow.CANNOT_UNDERSTAND, "not_dicom_part10")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warnings quote element values
+            header = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        sop_class, sop_instance = str(header.SOPClassUID), str(header.SOPInstanceUID)
+        study = str(header.StudyInstanceUID)
+    except Exception:  # malformed files raise many types; their messages can quote values
+        return stow.Failure(stow.CANNOT_UNDERSTAND, "unreadable_header")
+    if not (sop_instance and study and str(getattr(header, "SeriesInstanceUID", ""))):
+        return stow.Failure(stow.CANNOT_UNDERSTAND, "missing_uids", sop_class, sop_instance)
+
+    def refused(code: int, reason: str) -> stow.Failure:
+        return stow.Failure(code, reason, sop_class, sop_instance)
+
+    if study_instance_uid is not None and study != study_instance_uid:
+        return refused(stow.DATA_SET_DOES_NOT_MATCH, "study_mismatch")
+    if str(getattr(header, "Modality", "")).upper() not in modalities:
+        return refused(stow.SOP_CLASS_NOT_SUPPORTED, "unsupported_modality")
+    if int(getattr(header, "NumberOfFrames", 1) or 1) != 1:
+        return refused(stow.DATA_SET_DOES_NOT_MATCH, "multi_frame")
+    if is_lateral(header):
+        return refused(stow.DATA_SET_DOES_NOT_MATCH, "lateral_view")
+    try:
+        dicom.decode_dicom(data, max_pixels=max_pixels, modalities=modalities)
+    except dicom.UnsupportedTransferSyntax:
+        return refused(stow.TRANSFER_SYNTAX_NOT_SUPPORTED, "unsupported_transfer_syntax")
+    except imaging.ImageTooLarge:
+        return refused(stow.DATA_SET_DOES_NOT_MATCH, "image_too_large")
+    except imaging.ImageError:
+        return refused(stow.CANNOT_UNDERSTAND, "undecodable_pixels")
+    return Accepted(sop_class, sop_instance, study)
+
+
+def is_lateral(header: Dataset) -> bool:
+    """A lateral projection, by View Position or by the View Code Sequence's meaning."""
+    if str(getattr(header, "ViewPosition", "")).strip().upper() in LATERAL_VIEW_POSITIONS:
+        return True
+    views = getattr(header, "ViewCodeSequence", None) or []
+    return any("lateral" in str(getattr(view, "CodeMeaning", "")).lower() for view in views)

@@ -1,0 +1,176 @@
+"""The outbox worker: scores what the intake spooled, builds the results, writes them back to the PACS.
+
+One task in the gateway's event loop; the blocking parts (decode, SR building, the HTTP write-back) run in
+threads. Items go one at a time in arrival order, so a burst of studies cannot starve the `/v1` routes of
+the model. A failure pauses that stage with exponential backoff and jitter (scoring: the model backend is
+down; write-back: the PACS is), forever: an acknowledged instance is never dropped. An instance that cannot
+be scored, or a result the PACS refuses outright, moves to `failed/` and shows in the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import logging
+import random
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+
+import anyio.to_thread
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from serving import errors
+from serving.config import Settings
+from serving.dicomweb import heatmap, report, uids
+from serving.dicomweb.delivery import DeliveryError, ResultsStore
+from serving.dicomweb.metrics import DicomwebMetrics
+from serving.dicomweb.spool import Item, Spool
+from serving.observability.audit import AuditLog
+from serving.observability.logs import request_id_var
+from serving.scoring import ExplainedVerdict, Scorer, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    def __init__(self, first_s: float, max_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.first_s, self.max_s, self.clock = first_s, max_s, clock
+        self.failures = 0
+        self.ready_at = 0.0
+
+    def ready(self) -> bool:
+        return self.clock() >= self.ready_at
+
+    def wait_s(self) -> float:
+        return max(0.0, self.ready_at - self.clock())
+
+    def failed(self) -> float:
+        self.failures += 1
+        pause = min(self.max_s, self.first_s * 2 ** (self.failures - 1)) * random.uniform(0.8, 1.0)
+        self.ready_at = self.clock() + pause
+        return pause
+
+    def succeeded(self) -> None:
+        self.failures, self.ready_at = 0, 0.0
+
+
+class Worker:
+    def __init__(
+        self, spool: Spool, store: ResultsStore, scorer: Scorer, audit: AuditLog, metrics: DicomwebMetrics,
+        settings: Settings,
+    ) -> None:
+        self.spool, self.store, self.scorer, self.audit = spool, store, scorer, audit
+        self.metrics, self.settings = metrics, settings
+        self.wake = asyncio.Event()
+        self.scoring = Backoff(settings.results_backoff_s, settings.results_backoff_max_s)
+        self.delivery = Backoff(settings.results_backoff_s, settings.results_backoff_max_s)
+
+    async def run(self) -> None:
+        while True:
+            self.wake.clear()
+            worked = False
+            if self.scoring.ready() and (pending := self.spool.incoming()):
+                worked |= await self._score(pending[0])
+            if self.delivery.ready() and (results := self.spool.outbox()):
+                worked |= await self._deliver(results[0])
+            self.update_gauges()
+            if not worked:
+                waits = [b.wait_s() for b in (self.scoring, self.delivery) if not b.ready()]
+                # woken by the intake at once; else when a backoff ends (re-checked at least every 5 s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=min([5.0, *waits]) or 0.01)
+
+    def update_gauges(self) -> None:
+        self.metrics.outbox.labels("scoring").set(len(self.spool.incoming()))
+        self.metrics.outbox.labels("delivery").set(len(self.spool.outbox()))
+        self.metrics.outbox.labels("failed").set(len(self.spool.failed()))
+        self.metrics.oldest_pending.set(self.spool.oldest_pending_age_s())
+
+    async def _score(self, item: Item) -> bool:
+        request_id = uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        try:
+            data = await anyio.to_thread.run_sync(item.path.read_bytes)
+            (result,) = await self.scorer.score([data], None, request_id)
+            if isinstance(result, errors.GatewayError):  # the intake decoded it: this is rare (a changed setting)
+                log.warning("a spooled instance cannot be scored (%s); moved to failed/", result.code)
+                await anyio.to_thread.run_sync(self.spool.give_up, item)
+                return True
+            metadata = await self.scorer.backend.metadata(result.model_version)
+            explained = await self.scorer.explain(data, None, request_id) if self.settings.results_heatmap else None
+            built = await anyio.to_thread.run_sync(
+                lambda: self._build(data, result, metadata.positive_label, explained)
+            )
+            for kind, encoded in built.items():
+                await anyio.to_thread.run_sync(self.spool.put_result, item.key, kind, encoded)
+            await anyio.to_thread.run_sync(self.spool.done, item)
+            self._audit(data, result)
+            self.scoring.succeeded()
+            return True
+        except FileNotFoundError:
+            return True  # replaced by a resend meanwhile: its copy is next
+        except errors.GatewayError as exc:  # the model backend failed: the item stays, scoring pauses
+            pause = self.scoring.failed()
+            log.warning("scoring a spooled instance failed (%s); retrying in %.1f s", exc.code, pause)
+            return False
+        finally:
+            request_id_var.reset(token)
+
+    def _build(
+        self, data: bytes, verdict: Verdict, positive_label: str, explained: ExplainedVerdict | None
+    ) -> dict[str, bytes]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        built: dict[str, Dataset] = {"sr": report.build_sr(source, verdict, positive_label)}
+        if explained is not None:
+            built["sc"] = heatmap.build_sc(source, explained.pixels, explained.heatmap, verdict)
+        encoded = {}
+        for kind, instance in built.items():
+            buffer = io.BytesIO()
+            instance.save_as(buffer, enforce_file_format=True)
+            encoded[kind] = buffer.getvalue()
+        return encoded
+
+    def _audit(self, data: bytes, verdict: Verdict) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        fields = {
+            "event": "dicomweb_result",
+            "request_id": request_id_var.get(),
+            **{name: value for name, value in vars(verdict).items() if name != "subtype"},
+            "image_sha256": hashlib.sha256(data).hexdigest(),
+            "study_uid_sha256": uids.hashed(str(source.StudyInstanceUID)),
+            "sop_instance_uid_sha256": uids.hashed(str(source.SOPInstanceUID)),
+        }
+        self.audit.logger.info("dicomweb_result", extra={"fields": fields})
+
+    async def _deliver(self, item: Item) -> bool:
+        kind = item.path.name.split(".")[1]
+        try:
+            data = await anyio.to_thread.run_sync(item.path.read_bytes)
+            instance = dcmread(io.BytesIO(data))
+            await anyio.to_thread.run_sync(self.store.store, instance, abandon_on_cancel=True)
+        except FileNotFoundError:
+            return True
+        except DeliveryError as exc:
+            if exc.permanent:
+                self.metrics.delivery_failures.labels("permanent").inc()
+                log.error("write-back refused for good (%s); the result is kept in failed/", exc)
+                await anyio.to_thread.run_sync(self.spool.give_up, item)
+                return True
+            self.metrics.delivery_failures.labels("retriable").inc()
+            pause = self.delivery.failed()
+            log.warning("write-back failed (%s); retrying in %.1f s", exc, pause)
+            return False
+        await anyio.to_thread.run_sync(self.spool.done, item)
+        self.metrics.delivered.labels(kind).inc()
+        self.delivery.succeeded()
+        log.info("result written back", extra={"fields": {"kind": kind}})
+        return True
