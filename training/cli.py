@@ -255,3 +255,23 @@ def evaluate(
     report = run_evaluation(loaded, examples, out, operating_point, shift_strength, seed, split)
     keys = ("n", "auc", "operating_point", "threshold", "sensitivity", "specificity", "accuracy", "seconds")
     typer.echo(json.dumps({key: report[key] for key in keys}, indent=1))
+
+
+@app.command("drift-reference")
+def drift_reference(
+    data_dir: DataDir,
+    model: ModelRoot = Path("models/pneumonia"),
+    version: Annotated[int | None, typer.Option(help="Model version; default: newest")] = None,
+) -> None:
+    """Write the model's drift reference (validation traits and scores, quantile-binned) to
+    <version>/assets.extra/drift_reference.json, where the gateway reads it."""
+    _logging()
+    from radiograph.contract import PROBABILITY_OUTPUT
+    from radiograph.savedmodel import LoadedModel
+    from training.data import load_pixels
+    from training.drift_reference import write_drift_reference
+    from training.evaluate import examples_for, score
+
+    loaded = LoadedModel.from_dir(model, version)
+    pixels = load_pixels(examples_for(data_dir, "val", loaded), loaded.metadata.input_height)
+    typer.echo(str(write_drift_reference(loaded, pixels, score(loaded, pixels)[PROBABILITY_OUTPUT])))
