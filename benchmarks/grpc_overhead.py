@@ -55,7 +55,7 @@ def backend_level(address: str, image: bytes, n: int) -> tuple[float, float]:
     loop.run_until_complete(embedded.start())
     loop.run_until_complete(remote.start())
     size = loop.run_until_complete(embedded.metadata()).input_height  # as the gateway sizes (serving.scoring)
-    pixels = imaging.preprocess(imaging.decode(image, size), size)[None, ..., None]
+    pixels = imaging.load_radiograph(image, size).pixels[None, ..., None]
     try:
         return interleaved_medians(
             lambda: loop.run_until_complete(embedded.predict(pixels, "bench")),

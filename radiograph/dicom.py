@@ -1,8 +1,8 @@
 """DICOM Part 10 bytes → the same decoded grayscale image the JPEG/PNG path gives.
 
-`decode_any` is the gateway's entry: DICOM (the `DICM` marker at offset 128) goes through
-`decode_dicom`, anything else through `imaging.decode`; both return a PIL image with
-`info["source_size"]`, which then goes through `imaging.preprocess`, so resizing stays one path.
+`imaging.load_radiograph` is the one entry point: it sends DICOM (the `DICM` marker at offset 128)
+to `decode_dicom`, which returns a PIL image with `info["source_size"]` as `imaging.decode` does for
+JPEG and PNG, and then resizes either the same way.
 
 Pixel pipeline, after PS3.3 C.11 (grayscale pipeline):
   stored values → modality LUT (rescale slope/intercept or a Modality LUT Sequence)
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from radiograph import imaging
+from radiograph.image_errors import ImageError, ImageTooLarge, UnsupportedImageFormat
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -40,41 +40,20 @@ _PHOTOMETRIC = re.compile(r"[A-Z0-9_ ]{1,16}")
 _UID = re.compile(r"[0-9.]{1,64}")
 
 
-class UnsupportedTransferSyntax(imaging.UnsupportedImageFormat):
+class UnsupportedTransferSyntax(UnsupportedImageFormat):
     """The pixel data is encoded in a way no installed decoder reads (415)."""
 
 
-class UnsupportedModality(imaging.ImageError):
+class UnsupportedModality(ImageError):
     """The file is not a radiograph (CT, MR, ...) or not one this model was trained for (422)."""
-
-    reason = "unsupported_modality"
 
 
 def is_dicom(data: bytes) -> bool:
     return data[DICM_MAGIC_OFFSET : DICM_MAGIC_OFFSET + len(DICM_MAGIC)] == DICM_MAGIC
 
 
-def decode_any(
-    data: bytes,
-    size: int,
-    *,
-    max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
-    modalities: Collection[str] = RADIOGRAPH_MODALITIES,
-) -> Image.Image:
-    """JPEG, PNG or DICOM bytes → decoded PIL image (see `imaging.decode`)."""
-    if is_dicom(data):
-        return decode_dicom(data, max_pixels=max_pixels, modalities=modalities)
-    try:
-        return imaging.decode(data, size, max_pixels=max_pixels)
-    except imaging.UnsupportedImageFormat as exc:
-        raise imaging.UnsupportedImageFormat(f"{exc}; DICOM Part 10 files (DICM at byte 128) are accepted too") from exc
-
-
 def decode_dicom(
-    data: bytes,
-    *,
-    max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
-    modalities: Collection[str] = RADIOGRAPH_MODALITIES,
+    data: bytes, *, max_pixels: int, modalities: Collection[str] = RADIOGRAPH_MODALITIES
 ) -> Image.Image:
     """One single-frame grayscale radiograph → PIL "L" image, `info["source_size"]` = (columns, rows)."""
     import pydicom
@@ -87,11 +66,11 @@ def decode_dicom(
             _check_header(dataset, max_pixels, modalities)
             stored = _stored_values(dataset)
             pixels = _to_uint8(stored, dataset)
-    except imaging.ImageError:
+    except ImageError:
         raise
     except Exception as exc:  # pydicom and its plugins raise many types on malformed files
         # the exception text can quote element values: name only its type
-        raise imaging.ImageError(f"cannot decode the DICOM file ({type(exc).__name__})") from None
+        raise ImageError(f"cannot decode the DICOM file ({type(exc).__name__})") from None
     image = Image.fromarray(pixels)
     image.info["source_size"] = (pixels.shape[1], pixels.shape[0])
     return image
@@ -114,7 +93,7 @@ def _check_header(dataset: Dataset, max_pixels: int, modalities: Collection[str]
     from pydicom.pixels import get_decoder
 
     if "PixelData" not in dataset:
-        raise imaging.ImageError("the DICOM file has no pixel data")
+        raise ImageError("the DICOM file has no pixel data")
     modality = str(getattr(dataset, "Modality", "") or "").upper()
     if modality not in modalities:
         allowed = ", ".join(sorted(modalities))
@@ -123,16 +102,16 @@ def _check_header(dataset: Dataset, max_pixels: int, modalities: Collection[str]
         )
     frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
     if frames != 1:
-        raise imaging.ImageError(f"the DICOM file has {frames} frames; send a single-frame radiograph")
+        raise ImageError(f"the DICOM file has {frames} frames; send a single-frame radiograph")
     photometric = str(getattr(dataset, "PhotometricInterpretation", ""))
     if photometric not in GRAYSCALE or int(getattr(dataset, "SamplesPerPixel", 1)) != 1:
-        raise imaging.ImageError(
+        raise ImageError(
             f"DICOM photometric interpretation {_quoted(photometric, _PHOTOMETRIC)} is not supported; "
             "send a grayscale (MONOCHROME1/2) radiograph"
         )
     rows, columns = int(dataset.Rows), int(dataset.Columns)
     if rows * columns > max_pixels:
-        raise imaging.ImageTooLarge(f"image is {columns}x{rows} pixels; the limit is {max_pixels} pixels")
+        raise ImageTooLarge(f"image is {columns}x{rows} pixels; the limit is {max_pixels} pixels")
     syntax = dataset.file_meta.TransferSyntaxUID
     try:
         available = get_decoder(syntax).is_available
@@ -177,7 +156,7 @@ def _window(values: np.ndarray, dataset: Dataset) -> np.ndarray:
     if function == "LINEAR_EXACT":
         return np.clip((values - center) / width + 0.5, 0.0, 1.0) * 255.0
     if width < 1:
-        raise imaging.ImageError("the DICOM window width is below 1")
+        raise ImageError("the DICOM window width is below 1")
     if width == 1:
         return np.where(values < center - 0.5, 0.0, 255.0)
     return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0) * 255.0

@@ -1,7 +1,9 @@
 """Bytes → grayscale uint8 radiograph at the model's input size.
 
-This is the one decode/resize path of the project: training, evaluation and the gateway all call
-`load_radiograph`, so what the model sees in production is what it saw in training.
+`load_radiograph` is the one entry point of the project's one decode/resize path: training,
+evaluation and the gateway all call it, so what the model sees in production is what it saw in
+training. JPEG and PNG are decoded here, DICOM by `radiograph.dicom`; every picture is then resized
+here the same way.
 
 The header is read first and the pixel count checked before any pixel is decoded (decompression
 bombs). A picture is then brought to the form of the training pictures: `train/` was made by Pillow
@@ -14,37 +16,27 @@ original gives exactly the pixels the training set would hold of it.
 from __future__ import annotations
 
 import io
+import time
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from radiograph import dicom
+from radiograph.dicom import RADIOGRAPH_MODALITIES
+from radiograph.image_errors import EmptyImage as EmptyImage
+from radiograph.image_errors import ImageError as ImageError
+from radiograph.image_errors import ImageTooLarge as ImageTooLarge
+from radiograph.image_errors import UnsupportedImageFormat as UnsupportedImageFormat
+
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG"})
 DEFAULT_MAX_PIXELS = 40_000_000  # a 6k×6k detector image; far above any CR/DX radiograph
-DRAFT_FACTOR = 2  # draft decoding (opt-in): JPEGs decoded to >= 2× the target before the resize
 TRAINING_JPEG_QUALITY = 75  # train/'s quantisation tables: Pillow's at 75 (tests/training/test_picture_form.py)
 
 # A truncated file is an error, not a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-class ImageError(ValueError):
-    """The bytes are not a radiograph we can read. `reason` is a stable machine-readable code."""
-
-    reason = "undecodable_image"
-
-
-class EmptyImage(ImageError):
-    reason = "empty_body"
-
-
-class UnsupportedImageFormat(ImageError):
-    reason = "unsupported_media_type"
-
-
-class ImageTooLarge(ImageError):
-    reason = "image_too_large"
 
 
 @dataclass(frozen=True)
@@ -52,24 +44,37 @@ class Radiograph:
     pixels: np.ndarray  # uint8 [size, size]
     source_width: int
     source_height: int
+    decode_s: float = 0.0
+    """Seconds spent decoding the bytes (the gateway's `decode` stage latency)."""
+    preprocess_s: float = 0.0
+    """Seconds spent bringing the decoded picture to the training form (its `preprocess` stage)."""
 
 
 def load_radiograph(
-    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = False
+    data: bytes,
+    size: int,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    modalities: Collection[str] = RADIOGRAPH_MODALITIES,
 ) -> Radiograph:
-    """Decode JPEG/PNG bytes to a uint8 [size, size] grayscale image (aspect ratio squashed).
+    """JPEG, PNG or DICOM bytes → uint8 [size, size] grayscale in the form of the training pictures
+    (aspect ratio squashed). Raises an `ImageError` subclass for anything it cannot read."""
+    started = time.perf_counter()
+    if dicom.is_dicom(data):
+        image = dicom.decode_dicom(data, max_pixels=max_pixels, modalities=modalities)
+    else:
+        try:
+            image = decode(data, size, max_pixels=max_pixels)
+        except UnsupportedImageFormat as exc:
+            raise UnsupportedImageFormat(f"{exc}; DICOM Part 10 files (DICM at byte 128) are accepted too") from exc
+    decoded = time.perf_counter()
+    pixels = preprocess(image, size)
+    width, height = image.info["source_size"]
+    return Radiograph(pixels, width, height, decoded - started, time.perf_counter() - decoded)
 
-    `draft=True` decodes large JPEGs at reduced scale in the DCT domain: faster, but not the training
-    set's pixels (`benchmarks.preprocess` measures both); nothing in the product uses it.
-    """
-    image = decode(data, size, max_pixels=max_pixels, draft=draft)
-    return Radiograph(preprocess(image, size), *image.info["source_size"])
 
-
-def decode(
-    data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: bool = False
-) -> Image.Image:
-    """Bytes → decoded, upright PIL image. `info["source_size"]` keeps the encoded (width, height)."""
+def decode(data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """JPEG or PNG bytes → decoded, upright PIL image. `info["source_size"]` keeps the encoded (width, height)."""
     if not data:
         raise EmptyImage("the image is empty")
     try:
@@ -85,7 +90,7 @@ def decode(
                     f"image is {width}x{height} pixels; the limit is {max_pixels} pixels"
                 )
             if image_format == "JPEG":  # libjpeg's own grayscale output, as the training set was read
-                image.draft("L", (DRAFT_FACTOR * size,) * 2 if draft else image.size)
+                image.draft("L", image.size)
             image.load()
             image = ImageOps.exif_transpose(image)
     except ImageError:

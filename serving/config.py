@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from radiograph.dicom import RADIOGRAPH_MODALITIES
+from radiograph.imaging import DEFAULT_MAX_PIXELS
+
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "pneumonia"
 
 
@@ -32,7 +35,7 @@ class Settings(BaseSettings):
     """Default operating point (a name stored in the model); unset: the model's own default."""
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0)
     """Largest accepted request body (413 above it)."""
-    max_image_pixels: int = Field(40_000_000, gt=0)
+    max_image_pixels: int = Field(DEFAULT_MAX_PIXELS, gt=0)
     """Largest accepted image, width × height, checked before decoding (413 above it)."""
     upstream_timeout_s: float = Field(2.0, gt=0)
     """Deadline of each inference call to the backend (of one image; see the next setting)."""
@@ -55,7 +58,7 @@ class Settings(BaseSettings):
     """Largest gRPC message to or from TF Serving (a 32-image batch is ~1.6 MB)."""
     grpc_keepalive_s: float = Field(30.0, gt=0)
     """Keepalive ping interval while calls are in flight: detects a dead Serving node behind a silent network."""
-    dicom_modalities: frozenset[str] = frozenset({"CR", "DX", "DR"})
+    dicom_modalities: frozenset[str] = RADIOGRAPH_MODALITIES
     """DICOM Modality codes accepted (JSON list, e.g. `["CR","DX","DR"]`); other modalities get 422."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Gateway log level (logs are JSON lines and never contain image data or file names)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import numpy as np
 
-from radiograph import dicom, imaging
+from radiograph import imaging
 from radiograph.contract import ModelMetadata, OperatingPoint
 from serving import errors
 from serving.config import Settings
@@ -76,22 +76,17 @@ class Scorer:
 
     async def _prepare(self, data: bytes, size: int) -> np.ndarray | errors.GatewayError:
         self.metrics.image_bytes.observe(len(data))
-        max_pixels = self.settings.max_image_pixels
+        max_pixels, modalities = self.settings.max_image_pixels, self.settings.dicom_modalities
         try:
-            started = time.perf_counter()
-            modalities = self.settings.dicom_modalities
-            image = await anyio.to_thread.run_sync(
-                lambda: dicom.decode_any(data, size, max_pixels=max_pixels, modalities=modalities)
+            radiograph = await anyio.to_thread.run_sync(
+                lambda: imaging.load_radiograph(data, size, max_pixels=max_pixels, modalities=modalities)
             )
-            decoded = time.perf_counter()
-            pixels = await anyio.to_thread.run_sync(imaging.preprocess, image, size)
-            self.metrics.stage_latency.labels("decode").observe(decoded - started)
-            self.metrics.stage_latency.labels("preprocess").observe(time.perf_counter() - decoded)
         except imaging.ImageError as exc:
             return errors.from_image_error(exc)
-        width, height = image.info["source_size"]
-        self.metrics.image_pixels.observe(width * height)
-        return pixels
+        self.metrics.stage_latency.labels("decode").observe(radiograph.decode_s)
+        self.metrics.stage_latency.labels("preprocess").observe(radiograph.preprocess_s)
+        self.metrics.image_pixels.observe(radiograph.source_width * radiograph.source_height)
+        return radiograph.pixels
 
     async def _infer(
         self,

@@ -42,10 +42,10 @@ def error_of(response) -> tuple[int, str]:
 def test_decoded_pixels_match_the_jpeg_path(pictures: list[Picture], kind: str) -> None:
     for picture in pictures[:: len(pictures) - 1]:  # one of each class
         dataset = dicom_files.windowed_12bit(picture.gray, marker=True) if kind == "12bit-windowed" else None
-        decoded = dicom.decode_any(dicom_files.to_bytes(dataset or BUILDERS[kind](picture.gray)), 224)
-        assert decoded.mode == "L" and decoded.info["source_size"] == (224, 224)
-        pixels = imaging.preprocess(decoded, 224).astype(int)
-        expected = imaging.preprocess(imaging.decode(picture.jpeg, 224), 224).astype(int)
+        decoded = imaging.load_radiograph(dicom_files.to_bytes(dataset or BUILDERS[kind](picture.gray)), 224)
+        assert (decoded.source_width, decoded.source_height) == (224, 224)
+        pixels = decoded.pixels.astype(int)
+        expected = imaging.load_radiograph(picture.jpeg, 224).pixels.astype(int)
         if kind == "12bit-windowed":  # the burned-in marker saturates, the rest is the picture
             assert (pixels[:4, :4] == 255).all()
             pixels[:8, :8] = expected[:8, :8]
@@ -113,7 +113,9 @@ def test_modalities_are_configurable(monkeypatch: pytest.MonkeyPatch, pictures: 
     allowed = Settings().dicom_modalities
     assert allowed == {"CR", "DX", "DR", "CT"}
     data = dicom_files.to_bytes(dicom_files.monochrome2_8bit(pictures[0].gray, modality="CT"))
-    assert dicom.decode_any(data, 224, modalities=allowed).size == (224, 224)
+    assert imaging.load_radiograph(data, 224, modalities=allowed).pixels.shape == (224, 224)
+    with pytest.raises(dicom.UnsupportedModality):
+        imaging.load_radiograph(data, 224)
 
 
 def _multiframe(gray: np.ndarray) -> Dataset:
