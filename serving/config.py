@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     """On SIGTERM, how long in-flight requests may take to finish before the process exits anyway."""
     audit_log_file: Path | None = None
     """Where audit records (one JSON line per prediction) go; unset: the `audit` logger on stderr."""
+    drift_window: int = Field(500, ge=0)
+    """Scored images per model version in the drift window (`gateway_input_drift`); 0 turns drift monitoring off."""
+    drift_reference: Path | None = None
+    """Where the drift references are: a model root (`<version>/assets.extra/drift_reference.json`, e.g. TF
+    Serving's model volume mounted read-only) or one reference file. Unset: `model_dir` with the embedded
+    backend; with TF Serving, drift is reported unavailable."""
+
+    def drift_reference_source(self) -> Path | None:
+        """The drift reference location in effect (see `drift_reference`)."""
+        if self.drift_reference is not None:
+            return self.drift_reference
+        return None if self.serving_address else self.model_dir
     # PACS integration (serving/dicomweb, docs/pacs.md)
     spool_dir: Path | None = None
     """Durable spool of the DICOMweb intake (received instances, results awaiting write-back); unset: the

@@ -13,13 +13,14 @@ from serving import errors, web
 from serving.api import security
 from serving.api.limits import ConcurrencyLimit
 from serving.api.middleware import BodyLimit, RequestContext
-from serving.api.routes import batch, explain, health, metrics, predict
+from serving.api.routes import batch, drift, explain, health, metrics, predict
 from serving.config import Settings
 from serving.dicomweb import routes as dicomweb_routes
 from serving.dicomweb.service import DicomwebService
 from serving.inference.base import InferenceBackend
 from serving.inference.factory import make_backend
 from serving.observability.audit import AuditLog
+from serving.observability.drift import DriftMonitor
 from serving.observability.logs import configure_logging
 from serving.observability.metrics import GatewayMetrics
 from serving.scoring import Scorer
@@ -39,6 +40,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     gateway_metrics = GatewayMetrics(registry or CollectorRegistry())
+    drift_monitor = DriftMonitor(settings.drift_reference_source(), settings.drift_window, gateway_metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +50,7 @@ def create_app(
         chosen = backend or make_backend(settings, gateway_metrics)
         await chosen.start()
         app.state.backend = chosen
-        app.state.scorer = Scorer(chosen, settings, gateway_metrics)
+        app.state.scorer = Scorer(chosen, settings, gateway_metrics, drift_monitor)
         await app.state.dicomweb.start(app.state.scorer, app.state.audit)
         log.info("gateway ready: backend=%s model=%s", chosen.name, settings.model_name)
         try:
@@ -67,11 +69,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = gateway_metrics
+    app.state.drift = drift_monitor
     app.state.api_keys = security.ApiKeys.from_settings(settings)
     app.state.audit = AuditLog(settings.audit_log_file)
     app.state.dicomweb = DicomwebService(settings, gateway_metrics.registry)
     errors.install_handlers(app)
-    routers = (predict.router, batch.router, explain.router, health.router, metrics.router, web.router)
+    routers = (predict.router, batch.router, explain.router, health.router, metrics.router, drift.router, web.router)
     for router in (*routers, dicomweb_routes.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -13,6 +13,7 @@ from radiograph.contract import ModelMetadata, OperatingPoint
 from serving import errors
 from serving.config import Settings
 from serving.inference.base import Explainer, InferenceBackend
+from serving.observability.drift import DriftMonitor
 from serving.observability.metrics import GatewayMetrics
 
 
@@ -38,10 +39,17 @@ class ExplainedVerdict:
 
 
 class Scorer:
-    def __init__(self, backend: InferenceBackend, settings: Settings, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        settings: Settings,
+        metrics: GatewayMetrics,
+        drift: DriftMonitor | None = None,
+    ) -> None:
         self.backend = backend
         self.settings = settings
         self.metrics = metrics
+        self.drift = drift
 
     async def score(
         self, images: list[bytes], operating_point: str | None, request_id: str
@@ -120,6 +128,10 @@ class Scorer:
                     label, probability, point.threshold, point_name,
                     self.settings.model_name, inference.model_version, subtype,
                 )
+            )
+        if self.drift is not None:  # label-free monitoring: after scoring, on a worker thread
+            await anyio.to_thread.run_sync(
+                self.drift.observe, inference.model_version, good, inference.probabilities
             )
         return results
 

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/v1/drift", summary="Label-free drift of the recent inputs and scores against the model's reference")
+async def drift(request: Request) -> dict[str, Any]:
+    """Per model version this gateway has scored: whether it has a drift reference (false: drift
+    unavailable), the images in its window and, once the window is full, the PSI per feature
+    (as `gateway_input_drift`)."""
+    return request.app.state.drift.status()
