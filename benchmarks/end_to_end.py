@@ -21,7 +21,7 @@ import numpy as np
 import typer
 
 from benchmarks._samples import REPO, fullres
-from tests.live_servers import free_port, stop, wait_until_ok
+from devtools.live_servers import free_port, stop, wait_until_ok
 
 LEVELS = (1, 8, 32)
 

@@ -26,13 +26,13 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from benchmarks._samples import DATA_DIR
+from devtools.live_servers import gateway_thread
 from localserving import BackgroundServer
 from radiograph import imaging
 from serving.config import SHIPPED_MODEL_DIR, Settings
 from serving.inference.embedded import EmbeddedBackend
 from serving.inference.tfserving import ServingBackend
 from serving.observability.metrics import GatewayMetrics
-from tests.live_servers import gateway_thread
 
 
 def interleaved_medians(first: Callable[[], object], second: Callable[[], object], n: int) -> tuple[float, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import anyio.to_thread
 import numpy as np
@@ -15,27 +14,7 @@ from serving.config import Settings
 from serving.inference.base import Explainer, InferenceBackend
 from serving.observability.drift import DriftMonitor
 from serving.observability.metrics import GatewayMetrics
-
-
-@dataclass(frozen=True)
-class Verdict:
-    label: str
-    probability: float
-    threshold: float
-    operating_point: str
-    model_name: str
-    model_version: int
-    subtype: dict[str, float] | None = None
-    """Subtype probabilities (normal, bacteria, virus) when the label is positive and the model has them."""
-
-
-@dataclass(frozen=True)
-class ExplainedVerdict:
-    verdict: Verdict
-    heatmap: np.ndarray
-    """float32 [h, w] in [0, 1], the model's low-resolution map."""
-    pixels: np.ndarray
-    """uint8 [H, W], the radiograph as the model saw it."""
+from serving.verdict import ExplainedVerdict, Verdict
 
 
 class Scorer:

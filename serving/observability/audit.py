@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from serving.observability.logs import JsonFormatter, request_id_var
-from serving.scoring import Verdict
+from serving.verdict import Verdict
 
 AUDIT_LOGGER = "audit"
 

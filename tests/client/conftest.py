@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, gateway_process
+from devtools.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, gateway_process
+from tests.client.live_gateway import LiveGateway
 
 API_KEY = "batch-job-key-0123456789"
 REVOKED_KEY = "retired-key-0123456789ab"
-
-
-@dataclass(frozen=True)
-class LiveGateway:
-    url: str
-    api_key: str
-    revoked_key: str
-    log: Path
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from client._results import ResultsFile
 
 if TYPE_CHECKING:
-    from tests.client.conftest import LiveGateway
+    from tests.client.live_gateway import LiveGateway
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from client import AsyncClient, Client, Forbidden, Outcome, Prediction, Unauthor
 from client._images import read_image
 
 if TYPE_CHECKING:
-    from tests.client.conftest import LiveGateway
+    from tests.client.live_gateway import LiveGateway
 
 FIELDS = ("label", "probability", "threshold", "operating_point", "model_name", "model_version", "subtype")
 

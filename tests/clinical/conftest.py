@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +11,9 @@ from fastapi.testclient import TestClient
 from radiograph import imaging
 from radiograph.contract import ModelMetadata
 from radiograph.savedmodel import LoadedModel
+from tests.clinical.pictures import Picture
 
 PER_CLASS = 3
-
-
-@dataclass(frozen=True)
-class Picture:
-    name: str
-    truth: str
-    jpeg: bytes
-    gray: np.ndarray
-    """uint8 [H, W], the decoded JPEG (what a DICOM file of the same picture stores)."""
-    probability: float
-    """The gateway's answer for the JPEG."""
-    threshold: float
 
 
 def _score(gateway: TestClient, data: bytes, media: str) -> dict[str, object]:

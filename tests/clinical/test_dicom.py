@@ -15,7 +15,7 @@ from pydicom.uid import MPEG4HP41, JPEG2000Lossless, RLELossless
 from radiograph import dicom, imaging
 from serving.config import Settings
 from tests.clinical import dicom_files
-from tests.clinical.conftest import Picture
+from tests.clinical.pictures import Picture
 
 PROBABILITY_TOLERANCE = 1e-4
 """|P(DICOM) − P(JPEG)| allowed when the DICOM file stores the JPEG's decoded pixels (any bit depth, window,

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from radiograph.contract import ModelMetadata
 from serving.overlay import overlay
 from tests.clinical import dicom_files
-from tests.clinical.conftest import Picture
+from tests.clinical.pictures import Picture
 
 FEATURE_STRIDE = 32  # the backbone's total stride: a 224 px input gives a 7×7 feature grid
 

@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 from radiograph.contract import ModelMetadata
 from serving.config import Settings
 from serving.main import create_app
-from tests.clinical.conftest import Picture
 from tests.clinical.fakes import FixedBackend
+from tests.clinical.pictures import Picture
 
 
 def predict(gateway: TestClient, data: bytes, query: str = "") -> dict[str, object]:

@@ -14,13 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from devtools.live_servers import gateway_thread
 from radiograph.contract import ModelMetadata
 from serving.config import Settings
 from serving.main import create_app
 from tests.clinical import dicom_files
-from tests.clinical.conftest import Picture
 from tests.clinical.fakes import FixedBackend
-from tests.live_servers import gateway_thread
+from tests.clinical.pictures import Picture
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = [

@@ -1,29 +1,15 @@
-"""Fixtures of the deployment tests: repo files parsed once, the external tools (promtool, prometheus,
-kubectl's kustomize, hadolint: installed by scripts/ci-tools and requirements/lock.txt), and a real gateway
-process on a free loopback port (embedded backend on the shipped model) for the scrape tests."""
+"""Fixtures of the deployment tests: repo files parsed once, and a real gateway process on a free loopback port
+(embedded backend on the shipped model) for the scrape tests. The external tools are found by `tools.tool`."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.live_servers import REPO, GatewayProcess, gateway_process
-
-VENV_BIN = Path(sys.executable).parent
-
-
-def tool(name: str) -> str:
-    """Path of a required tool; a clear failure (never a skip) when it is missing."""
-    found = shutil.which(name) or shutil.which(name, path=str(VENV_BIN))
-    if found is None:
-        pytest.fail(f"{name} is not installed: run scripts/ci-tools (apt) and scripts/bootstrap (pip)")
-    return found
+from devtools.live_servers import REPO, GatewayProcess, gateway_process
 
 
 @pytest.fixture(scope="session")

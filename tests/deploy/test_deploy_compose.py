@@ -7,9 +7,9 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO
 from test_deploy_kubernetes import render, tensorflow_version
 
+from devtools.live_servers import REPO
 from serving.config import Settings
 
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEYS?$|CREDENTIAL", re.IGNORECASE)

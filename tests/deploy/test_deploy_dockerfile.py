@@ -12,8 +12,10 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tool
 from packaging.requirements import Requirement
+
+from devtools.live_servers import REPO
+from tests.deploy.tools import tool
 
 DOCKERFILE = REPO / "Dockerfile"
 # which stage installs the dependencies of which code

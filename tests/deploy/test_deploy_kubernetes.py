@@ -10,10 +10,11 @@ from collections import Counter
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import REPO, tool
 from k8s_policy import pod_spec, violations, workloads
 
+from devtools.live_servers import REPO
 from serving.config import Settings
+from tests.deploy.tools import tool
 
 TARGETS = ("k8s/overlays/production", "k8s/overlays/cpu", "k8s/jobs/batch-score")
 # oldest Kubernetes the manifests target (lifecycle.preStop.sleep is on by default from 1.30) and the newest

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO
 from prometheus_client.parser import text_string_to_metric_families
 from promql_names import label_matchers, metric_names
 
-from tests.live_servers import GatewayProcess
+from devtools.live_servers import REPO, GatewayProcess
 
 DASHBOARD = REPO / "deploy/grafana/dashboards/pneumonia-gateway.json"
 

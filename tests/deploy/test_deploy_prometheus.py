@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import REPO, tool
 
-from tests.live_servers import GatewayProcess, free_port, stop, wait_until_ok
+from devtools.live_servers import REPO, GatewayProcess, free_port, stop, wait_until_ok
+from tests.deploy.tools import tool
 
 PROMETHEUS_DIR = REPO / "deploy/prometheus"
 

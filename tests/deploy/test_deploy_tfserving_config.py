@@ -4,10 +4,10 @@ gateway never ready."""
 
 from __future__ import annotations
 
-from conftest import REPO
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from devtools.live_servers import REPO
 from radiograph.contract import model_versions
 
 MODELS_CONFIG = REPO / "deploy" / "tfserving" / "models.config"

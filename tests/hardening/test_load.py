@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, GatewayProcess, gateway_process
+from devtools.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, GatewayProcess, gateway_process
 
 MAX_IN_FLIGHT = 4
 CLIENTS = 2 * MAX_IN_FLIGHT

@@ -15,8 +15,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
+from devtools.live_servers import gateway_process
 from serving.main import create_app
-from tests.live_servers import gateway_process
 
 CHECKS = [
     checks.not_a_server_error,

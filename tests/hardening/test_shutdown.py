@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live_servers import GatewayProcess, gateway_process
+from devtools.live_servers import GatewayProcess, gateway_process
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devtools.live_servers import gateway_thread
 from localserving import BackgroundServer
-from tests.live_servers import gateway_thread
 from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version
 
 

@@ -1,5 +1,5 @@
 """Test harness for the TF Serving path: gateway settings, model roots of symlinked versions, metric scraping.
-The gateway itself runs with `tests.live_servers.gateway_thread`."""
+The gateway itself runs with `devtools.live_servers.gateway_thread`."""
 
 from __future__ import annotations
 

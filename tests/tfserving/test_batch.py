@@ -6,8 +6,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from devtools.live_servers import gateway_thread
 from localserving import BackgroundServer
-from tests.live_servers import gateway_thread
 from tests.tfserving.harness import TIMEOUT_S, gateway_settings
 
 JUNK = b"not an image at all"

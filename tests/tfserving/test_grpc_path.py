@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from devtools.live_servers import gateway_thread
 from localserving import BackgroundServer
-from tests.live_servers import gateway_thread
 from tests.tfserving.harness import TIMEOUT_S, gateway_settings, metric, wait_for
 
 UPSTREAM_ERRORS = "gateway_upstream_errors_total"

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, gateway_thread
 from localserving import BackgroundServer
-from tests.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, gateway_thread
 from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version, metric, wait_for
 
 

@@ -7,7 +7,7 @@ from serving.api.routes.predict import ERRORS, OperatingPointQuery, to_predictio
 from serving.api.schemas import BatchPrediction, ErrorBody, ErrorDetail, Prediction
 from serving.api.uploads import read_images, request_body_doc
 from serving.errors import GatewayError
-from serving.scoring import Verdict
+from serving.verdict import Verdict
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Request
 from serving.api.deps import ApiKeyNameDep, AuditDep, RequestIdDep, ScorerDep
 from serving.api.schemas import ErrorBody, Prediction
 from serving.api.uploads import read_images, request_body_doc
-from serving.scoring import Verdict
+from serving.verdict import Verdict
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 

@@ -1,4 +1,4 @@
-"""Real servers on loopback for tests and benchmarks: the gateway on uvicorn in a thread of this process
+"""Real servers on loopback for the tests and the benchmarks: the gateway on uvicorn in a thread of this process
 (`gateway_thread`) or as its own `python -m serving` process (`gateway_process`), plus free ports,
 waiting for a server to answer and stopping a process."""
 
