@@ -51,6 +51,7 @@ def create_app(
         await chosen.start()
         app.state.backend = chosen
         app.state.scorer = Scorer(chosen, settings, gateway_metrics, drift_monitor)
+        await app.state.scorer.check_settings()  # a bad setting stops the start: uvicorn exits non-zero
         await app.state.dicomweb.start(app.state.scorer, app.state.audit)
         log.info("gateway ready: backend=%s model=%s", chosen.name, settings.model_name)
         try:

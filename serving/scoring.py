@@ -17,6 +17,10 @@ from serving.observability.metrics import GatewayMetrics
 from serving.verdict import ExplainedVerdict, Verdict
 
 
+class StartupRefused(RuntimeError):
+    """The settings do not fit the model being served: the gateway must not start (every answer would fail)."""
+
+
 class Scorer:
     def __init__(
         self,
@@ -29,6 +33,17 @@ class Scorer:
         self.settings = settings
         self.metrics = metrics
         self.drift = drift
+
+    async def check_settings(self) -> None:
+        """Refuses (StartupRefused) a `GATEWAY_OPERATING_POINT` the served model does not have."""
+        metadata = await self.backend.metadata()
+        name = self.settings.operating_point
+        if name is not None and name not in metadata.operating_points:
+            known = ", ".join(sorted(metadata.operating_points))
+            raise StartupRefused(
+                f"GATEWAY_OPERATING_POINT={name!r} is not an operating point of the model "
+                f"{self.settings.model_name!r}; its operating points are: {known}"
+            )
 
     async def score(
         self, images: list[bytes], operating_point: str | None, request_id: str
