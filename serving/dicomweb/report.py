@@ -16,12 +16,17 @@ It sits in the source study (Patient and Study modules copied), in a results ser
 
 from __future__ import annotations
 
+import logging
+
 import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from serving.dicomweb import uids
 from serving.scoring import Verdict
+
+# highdicom logs the UIDs of the datasets it copies from: identifiers stay out of the gateway's logs.
+logging.getLogger("highdicom").propagate = False
 
 MANUFACTURER = "pneumonia-xray gateway (research software)"
 DISCLAIMER = (

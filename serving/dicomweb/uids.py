@@ -4,15 +4,15 @@ model version gives the same SR (and SC) UIDs, so a resend or a retry replaces r
 from __future__ import annotations
 
 import hashlib
+import uuid
 
-from pydicom.uid import generate_uid
-
-_NAMESPACE = "pneumonia-xray-gateway"
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:pneumonia-xray-gateway:dicomweb")
 
 
 def derived(*parts: str) -> str:
-    """A `2.25.<integer>` UID (PS3.5 B.2) from a hash of `parts`."""
-    return str(generate_uid(prefix=None, entropy_srcs=[_NAMESPACE, *parts]))
+    """A UUID-derived UID (`2.25.<integer>`, PS3.5 B.2) from a name-based UUID (version 5) of `parts`. (Not
+    pydicom's `generate_uid(prefix=None, ...)`: without a prefix it ignores its entropy sources.)"""
+    return f"2.25.{uuid.uuid5(_NAMESPACE, chr(31).join(parts)).int}"
 
 
 def result_series(study_instance_uid: str, model_name: str, model_version: int, kind: str) -> str:

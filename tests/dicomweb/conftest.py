@@ -3,6 +3,7 @@ stop either start it again before they end."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,10 @@ def dicomweb_gateway(pacs: tuple[Orthanc, Gateway]) -> Gateway:
 
 @pytest.fixture(scope="session")
 def pneumonia_picture(data_dir: Path) -> Picture:
-    """A PNEUMONIA training picture at its own size (the SR then carries subtype probabilities)."""
+    """A PNEUMONIA training picture (the SR then carries subtype probabilities), and a grayscale JPEG of it
+    (the training files are 3-component JPEGs: a DICOM frame of one is not MONOCHROME2)."""
     path = sorted((data_dir / "train" / "PNEUMONIA").glob("*.jpeg"))[0]
-    jpeg = path.read_bytes()
-    return Picture(jpeg, np.asarray(imaging.decode(jpeg, 224).convert("L")))
+    gray = imaging.decode(path.read_bytes(), 224).convert("L")
+    buffer = io.BytesIO()
+    gray.save(buffer, format="JPEG", quality=95)
+    return Picture(buffer.getvalue(), np.asarray(gray))

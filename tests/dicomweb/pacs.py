@@ -48,6 +48,18 @@ def poll(check: Callable[[], T | None], timeout_s: float, what: str, interval_s:
         time.sleep(interval_s)
 
 
+SR_WITHIN_S = 90  # a cold first scoring on a loaded 2-core machine; typically a second or two
+
+
+def one_sr(orthanc: Orthanc, gateway: Gateway, study_uid: str) -> Dataset:
+    """Waits for the SR, then for the gateway to have nothing pending, and returns the study's only SR."""
+    poll(lambda: orthanc.results(study_uid) or None, SR_WITHIN_S, "no SR in the study")
+    poll(gateway.idle, SR_WITHIN_S, "the gateway still has work pending")
+    results = orthanc.results(study_uid)
+    assert len(results) == 1, f"{len(results)} SRs in the study"
+    return results[0]
+
+
 def orthanc_binary() -> str:
     binary = shutil.which("Orthanc")
     assert binary and DICOMWEB_PLUGIN.exists(), (
@@ -234,10 +246,9 @@ def to_bytes(ds: Dataset) -> bytes:
 
 def multipart(*instances: bytes, boundary: str = "b0undary-3f9a") -> tuple[bytes, str]:
     """A STOW-RS body and its Content-Type."""
-    body = b"".join(
-        b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n" for data in instances
-    )
-    return body + b"--" + boundary.encode() + b"--\r\n", f'multipart/related; type="application/dicom"; boundary={boundary}'
+    delimiter = b"--" + boundary.encode()
+    body = b"".join(delimiter + b"\r\nContent-Type: application/dicom\r\n\r\n" + data + b"\r\n" for data in instances)
+    return body + delimiter + b"--\r\n", f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
 def probability_of(sr: Dataset) -> float:

@@ -13,18 +13,17 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ComputedRadiographyImageStorage
 from pynetdicom import AE
 
-from tests.dicomweb.pacs import Gateway, Orthanc, Picture, concept, content_items, poll, probability_of, radiograph, to_bytes
-
-SR_WITHIN_S = 90  # a cold first scoring on a loaded 2-core machine; typically a second or two
-
-
-def one_sr(orthanc: Orthanc, gateway: Gateway, study_uid: str) -> Dataset:
-    """Waits for the SR, then for the gateway to have nothing pending, and returns the study's only SR."""
-    poll(lambda: orthanc.results(study_uid) or None, SR_WITHIN_S, "no SR in the study")
-    poll(gateway.idle, SR_WITHIN_S, "the gateway still has work pending")
-    results = orthanc.results(study_uid)
-    assert len(results) == 1, f"{len(results)} SRs in the study"
-    return results[0]
+from tests.dicomweb.pacs import (
+    Gateway,
+    Orthanc,
+    Picture,
+    concept,
+    content_items,
+    one_sr,
+    probability_of,
+    radiograph,
+    to_bytes,
+)
 
 
 def dciodvfy_errors(instance: Dataset, tmp_path: Path) -> list[str]:
