@@ -66,7 +66,7 @@ def create_app(
         description=DESCRIPTION,
         version="1",
         lifespan=lifespan,
-        dependencies=[Depends(security.authenticate)],  # every route but security.OPEN_PATHS needs an API key
+        dependencies=[Depends(security.authenticate)],  # every route but security.OPEN_ROUTES needs an API key
     )
     app.state.settings = settings
     app.state.metrics = gateway_metrics

@@ -7,7 +7,7 @@ response time tells nothing about how close a guess was. Revoking a key means li
 `GATEWAY_REVOKED_API_KEYS` while leaving the key configured: its bearer then gets 403, not 401, and
 the audit log can still tell who tried. With no key configured the gateway runs open (and says so).
 
-Health, readiness, metrics and the API docs are always open; every other route requires a key.
+Health, readiness, metrics, the API docs and the web page are always open; every other route requires a key.
 """
 
 from __future__ import annotations
@@ -24,8 +24,13 @@ from serving.config import Settings
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-OPEN_PATHS |= {"/", "/web/{asset}"}  # the web page's static files; the page sends the user's key to the API
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"}
+)
+"""Request paths, as sent (`scope["path"]`), that need no key; `api/limits.py` never sheds them either."""
+OPEN_ROUTES = OPEN_PATHS | {"/web/{asset}"}
+"""Route templates (the matched route's `path`) that need no key: the open paths, and the web page's static
+files (the page sends the user's key to the API)."""
 MIN_KEY_LENGTH = 16
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pneumonia-gateway"'}
 
@@ -120,10 +125,9 @@ def presented_key(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> None:
-    """App-wide dependency: every route outside `OPEN_PATHS` needs a valid, unrevoked key. The key's
+    """App-wide dependency: every route outside `OPEN_ROUTES` needs a valid, unrevoked key. The key's
     name is kept in `request.state.api_key_name` for the audit log."""
-    route = request.scope.get("route")
-    if getattr(route, "path", request.url.path) in OPEN_PATHS:
+    if getattr(request.scope.get("route"), "path", None) in OPEN_ROUTES:
         return
     keys: ApiKeys = request.app.state.api_keys
     request.state.api_key_name = keys.authorize(presented_key(request))

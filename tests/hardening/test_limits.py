@@ -53,6 +53,7 @@ async def test_requests_past_the_limit_are_shed_at_once() -> None:
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.get("/readyz")).status_code == 200
             assert (await client.get("/metrics")).status_code == 200
+            assert (await client.get("/")).status_code == 200  # the web page itself
 
             release.set()
             assert [r.status_code for r in await asyncio.gather(*holders)] == [200, 200]

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from serving.api.security import OPEN_PATHS, ApiKeys, parse_keys
+from serving.api.security import OPEN_PATHS, OPEN_ROUTES, ApiKeys, parse_keys
 from serving.config import Settings
 from serving.main import create_app
 
@@ -87,14 +87,23 @@ def test_valid_keys_score_and_are_audited(keyed: TestClient, headers: dict[str, 
     assert len(mine) == 1 and mine[0]["api_key"] == name
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"])
-def test_probes_metrics_and_docs_are_open(keyed: TestClient, path: str) -> None:
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/", "/web/app.js"]
+)
+def test_probes_metrics_docs_and_the_web_page_are_open(keyed: TestClient, path: str) -> None:
     assert keyed.get(path).status_code == 200
+
+
+def test_open_paths_hold_no_route_template() -> None:
+    """`OPEN_PATHS` is compared with request paths as sent (load shedding), `OPEN_ROUTES` with route templates."""
+    assert [path for path in OPEN_PATHS if "{" in path] == []
+    templates_only = OPEN_ROUTES - OPEN_PATHS
+    assert templates_only == {"/web/{asset}"}
 
 
 def test_every_other_route_needs_a_key(keyed: TestClient) -> None:
     paths = keyed.get("/openapi.json").json()["paths"]
-    guarded = {path: methods for path, methods in paths.items() if path not in OPEN_PATHS}
+    guarded = {path: methods for path, methods in paths.items() if path not in OPEN_ROUTES}
     assert {"/v1/predict", "/v1/predict/batch"} <= set(guarded)
     for path, methods in guarded.items():
         for method in methods:
