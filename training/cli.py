@@ -33,12 +33,17 @@ def features(
     data_dir: DataDir,
     weights: Weights,
     cache: CacheDir = Path("cache"),
-    train_views: Annotated[int, typer.Option(help="Shifted copies of each training image")] = 3,
+    train_views: Annotated[
+        int, typer.Option(help="Shifted (with --framing: framed) copies of each training image")
+    ] = 3,
     val_views: Annotated[int, typer.Option(help="Shifted copies of each validation image (hard set)")] = 2,
+    framing: Annotated[bool, typer.Option(help="Train on framed views only (no class information in the "
+                                               "proportions); add the shortcut-balanced validation views")] = False,
     val_fraction: float = 0.15,
     seed: Seed = 7,
 ) -> None:
-    """Split train/ by patient and cache the lower backbone's activations of clean and shifted views."""
+    """Split train/ by patient and cache the lower backbone's activations of clean, shifted, framed and
+    shortcut-balanced views."""
     _logging()
     from training.features import cache_grids, prepare_split
     from training.graph import TTA_TRANSFORMS, BottomExtractor, build_backbone, split_backbone
@@ -47,7 +52,11 @@ def features(
     bottom, _ = split_backbone(build_backbone(INPUT_SIZE, weights))
     extractor = BottomExtractor(bottom)
     val = [("val", "clean", 1.0)] + [("val", f"shift{k}", 1.5) for k in range(val_views)]
-    train = [("train", "clean", 1.0)] + [("train", f"shift{k}", 1.0) for k in range(train_views)]
+    if framing:
+        val += [("val", "swap", 1.0)] + [("val", f"swapshift{k}", 1.5) for k in range(val_views)]
+        train = [("train", f"frame{k}", 1.0) for k in range(train_views)]
+    else:
+        train = [("train", "clean", 1.0)] + [("train", f"shift{k}", 1.0) for k in range(train_views)]
     jobs = [(*job, transform) for job in val for transform in TTA_TRANSFORMS]
     jobs += [(*job, "identity") for job in train]
     for part, view, strength, transform in jobs:
@@ -96,7 +105,8 @@ def train(
     _, top = split_backbone(build_backbone(INPUT_SIZE, weights))
     features = {key: pooled_features(top, grid) for key, grid in grids.items()}
     head_grid = [HeadConfig(l2=l2, epochs=epochs) for l2 in L2_GRID]
-    head, config, selection = select_and_fit(features, split, head_grid, seed)
+    checkpoint = run_dir / "checkpoint"
+    head, config, selection = select_and_fit(features, split, head_grid, seed, checkpoint)
     y_val = labels_of(split["val"])
     tuning = fine_tune(
         top,
@@ -105,6 +115,7 @@ def train(
         ({k.removeprefix("val_"): grids[k] for k in selection["val_views"]}, y_val),  # type: ignore[union-attr]
         FineTuneConfig(epochs=fine_tune_epochs, learning_rate=fine_tune_lr),
         seed,
+        checkpoint,
     )
     train_keys = selection["train_views"]  # type: ignore[index]
     if tuning["best_epoch"]:  # the top block changed: the subtype head needs its new training features
@@ -202,6 +213,12 @@ def export(
         )
     members = [json.loads((path / "training.json").read_text()) for path in member_dirs(run_dir)]
     epochs = "/".join(str(m["fine_tuning"]["best_epoch"]) for m in members)
+    train_views = [k for m in members for k in m.get("selection", {}).get("train_views", [])]
+    framed = bool(train_views) and all(k.startswith("train_frame") for k in train_views)
+    views = (
+        "framed views (the anatomy's proportions drawn alike for both classes, zoom and crop) with acquisition "
+        "shifts" if framed else "clean and shift-augmented views"
+    )
     metadata = ModelMetadata(
         labels=("NORMAL", "PNEUMONIA"),
         input_height=INPUT_SIZE,
@@ -211,9 +228,9 @@ def export(
         },
         subtype_labels=SUBTYPES,
         description=f"ImageNet Xception on histogram-equalised input; {len(members)} member(s) (seeds), each "
-        f"a top block fine-tuned for {epochs} epoch(s) with a logistic head on clean and shift-augmented "
-        "views of the Kermany pediatric train/ split; scores averaged over the members and over the image "
-        "as sent, mirrored, and its central 90% enlarged.",
+        f"a top block fine-tuned for {epochs} epoch(s) with a logistic head on {views} of the Kermany "
+        "pediatric train/ split; scores averaged over the members and over the image as sent, mirrored, and "
+        "its central 90% enlarged.",
         training={
             "backbone": "xception" if weights != "tiny" else "tiny",
             "split": summary["split"],
@@ -243,6 +260,9 @@ def evaluate(
     operating_point: Annotated[str | None, typer.Option(help="Headline operating point")] = None,
     shift_strength: Annotated[float, typer.Option(help="Score seeded shifted copies (0: as is)")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the shifted copies")] = 0,
+    swap_proportions: Annotated[bool, typer.Option(
+        help="Shortcut-balanced view: give each picture the proportions of the other class's originals "
+        "(before any shift)")] = False,
 ) -> None:
     """Score an exported SavedModel on a split; write metrics.json and figures to --out."""
     _logging()
@@ -252,7 +272,7 @@ def evaluate(
 
     loaded = LoadedModel.from_dir(model, version)
     examples = examples_for(data_dir, split, loaded)
-    report = run_evaluation(loaded, examples, out, operating_point, shift_strength, seed, split)
+    report = run_evaluation(loaded, examples, out, operating_point, shift_strength, seed, split, swap_proportions)
     keys = ("n", "auc", "operating_point", "threshold", "sensitivity", "specificity", "accuracy", "seconds")
     typer.echo(json.dumps({key: report[key] for key in keys}, indent=1))
 
@@ -275,3 +295,28 @@ def drift_reference(
     loaded = LoadedModel.from_dir(model, version)
     pixels = load_pixels(examples_for(data_dir, "val", loaded), loaded.metadata.input_height)
     typer.echo(str(write_drift_reference(loaded, pixels, score(loaded, pixels)[PROBABILITY_OUTPUT])))
+
+
+@app.command()
+def audit(
+    data_dir: DataDir,
+    model: ModelRoot = Path("models/pneumonia"),
+    version: Annotated[int | None, typer.Option(help="Model version; default: newest")] = None,
+    out: Annotated[Path, typer.Option(help="Report root: writes <out>/v<version>/audit.{json,md}")] = Path(
+        "reports/audit"),
+    per_class: Annotated[int, typer.Option(help="Validation pictures of each class")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the sample")] = 0,
+) -> None:
+    """Shortcut audit on validation pictures: ΔP and label flips under acquisition changes, and P's
+    correlation with class-correlated acquisition traits."""
+    _logging()
+    from radiograph.savedmodel import LoadedModel
+    from training import audit as shortcut_audit
+    from training.evaluate import VALIDATION, examples_for
+
+    loaded = LoadedModel.from_dir(model, version)
+    examples = shortcut_audit.sample(examples_for(data_dir, VALIDATION, loaded), per_class, seed)
+    report = shortcut_audit.run(loaded, examples)
+    target = out / f"v{loaded.version}"
+    shortcut_audit.write(report, target)
+    typer.echo((target / "audit.md").read_text())

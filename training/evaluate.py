@@ -13,7 +13,7 @@ import numpy as np
 
 from radiograph.contract import PROBABILITY_OUTPUT, SUBTYPE_OUTPUT
 from radiograph.savedmodel import LoadedModel
-from training import augment, metrics, plots
+from training import augment, framing, metrics, plots
 from training.data import Example, grouped_split, index_split, labels_of, load_pixels
 
 log = logging.getLogger(__name__)
@@ -50,19 +50,23 @@ def evaluate(
     shift_strength: float = 0.0,
     seed: int = 0,
     split_name: str = "",
+    swap_proportions: bool = False,
 ) -> dict[str, object]:
     started = time.monotonic()
     size = model.metadata.input_height
     pixels = load_pixels(examples, size)
+    y = labels_of(examples)
+    if swap_proportions:
+        pixels = framing.swapped_copies(pixels, y)
     if shift_strength > 0:
         pixels = augment.shifted_copies(pixels, seed=seed, strength=shift_strength)
-    y = labels_of(examples)
     outputs = score(model, pixels)
     p = outputs[PROBABILITY_OUTPUT]
     report = build_report(model, examples, y, p, operating_point)
     if SUBTYPE_OUTPUT in outputs and model.metadata.subtype_labels:
         report["subtypes"] = subtype_figures(model.metadata.subtype_labels, examples, outputs[SUBTYPE_OUTPUT])
     report["shift_strength"] = shift_strength
+    report["swap_proportions"] = swap_proportions
     report["split"] = split_name
     report["seconds"] = round(time.monotonic() - started, 1)
     write_report(model, examples, y, p, report, out)

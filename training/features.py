@@ -4,9 +4,12 @@ training runs and fine-tunes only the top block on it. Training views are stored
 the memory); validation views as float32, because thresholds are chosen on their scores and must
 hold for the exported float32 graph.
 
-Views: `clean` (as decoded) and `shift<k>` (a seeded `augment.shift` copy). Training uses the
-train views; model selection and thresholds use the validation views, the shifted ones being the
-hard validation set. Validation views are also cached under each non-identity test-time transform
+Views: `clean` (as decoded), `shift<k>` (a seeded `augment.shift` copy), `frame<k>` (a seeded
+`framing.framed_copies` copy, then shifted at strength 1: proportions carry no class information),
+`swap` (`framing.swapped_copies`: the shortcut-balanced view) and `swapshift<k>` (swapped, then
+shifted). Training uses the train views; model selection and thresholds use the validation views,
+every view but `clean` being part of the hard validation set. Validation views are also cached
+under each non-identity test-time transform
 (`tta_val_<view>_<transform>.npy`), so the operating points are chosen on the exported model's
 averaged scores.
 """
@@ -21,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training import augment
-from training.data import Example, grouped_split, index_split, load_pixels
+from training import augment, framing
+from training.data import Example, grouped_split, index_split, labels_of, load_pixels
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,9 @@ def prepare_split(
     for name, examples in parts.items():
         target = cache / f"pixels_{name}.npy"
         if not target.exists():
-            np.save(target, load_pixels(examples, size))
+            partial = target.with_name(f"partial-pixels_{name}.npy")
+            np.save(partial, load_pixels(examples, size))
+            partial.rename(target)
     manifest = {
         name: [{**asdict(e), "path": str(e.path)} for e in examples] for name, examples in parts.items()
     }
@@ -60,8 +65,19 @@ def view_pixels(cache: Path, part: str, view: str, strength: float, seed: int) -
     pixels = np.load(cache / f"pixels_{part}.npy")
     if view == "clean":
         return pixels
+    labels = labels_of(load_split(cache)[part])
+    offset = 500 if part == "val" else 0
+    if view.startswith("frame"):
+        index = int(view.removeprefix("frame"))
+        pixels = framing.framed_copies(pixels, labels, seed=seed * 1000 + 200 + index)
+        return augment.shifted_copies(pixels, seed=seed * 1000 + 300 + index, strength=strength)
+    if view.startswith("swap"):
+        pixels = framing.swapped_copies(pixels, labels)
+        view = view.removeprefix("swap") or "clean"
+        if view == "clean":
+            return pixels
     index = int(view.removeprefix("shift"))
-    return augment.shifted_copies(pixels, seed=seed * 1000 + index + (500 if part == "val" else 0), strength=strength)
+    return augment.shifted_copies(pixels, seed=seed * 1000 + index + offset, strength=strength)
 
 
 def cache_grids(
@@ -84,7 +100,9 @@ def cache_grids(
         if (start // batch) % 20 == 0 or done == len(pixels):
             rate = done / max(time.monotonic() - started, 1e-9)
             log.info("activations %s: %d/%d (%.1f img/s)", name, done, len(pixels), rate)
-    np.save(target, out)
+    partial = target.with_name(f"partial-{name}.npy")  # an interrupted run leaves no complete-looking file
+    np.save(partial, out)
+    partial.rename(target)
 
 
 def view_keys(cache: Path, part: str | None = None) -> list[str]:
