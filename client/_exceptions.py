@@ -13,6 +13,7 @@
         ├── UnknownOperatingPoint    422 unknown_operating_point
         ├── RateLimited              429, retried (.retry_after)
         ├── ServerError              500 internal_error; 502 upstream_error
+        ├── NotSupported             501 not_supported (the gateway's backend or model lacks the feature, e.g. explain)
         ├── ServiceUnavailable       503 overloaded, not_ready, upstream_unavailable, upstream_overloaded;
         │                                retried (.retry_after)
         └── GatewayTimeout           504 upstream_timeout, retried
@@ -98,6 +99,10 @@ class ServerError(APIError):
     """The gateway or its inference backend failed (500, 502)."""
 
 
+class NotSupported(APIError):
+    """501: the gateway's backend or model cannot do this (e.g. explain a prediction). Not retried."""
+
+
 class ServiceUnavailable(APIError):
     """503: no model loaded yet, or the backend is down or overloaded; retried after `Retry-After`."""
 
@@ -121,6 +126,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "unknown_operating_point": UnknownOperatingPoint,
     "internal_error": ServerError,
     "upstream_error": ServerError,
+    "not_supported": NotSupported,
     "overloaded": ServiceUnavailable,
     "not_ready": ServiceUnavailable,
     "upstream_unavailable": ServiceUnavailable,
@@ -136,6 +142,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     415: InvalidImage,
     429: RateLimited,
     500: ServerError,
+    501: NotSupported,
     502: ServerError,
     503: ServiceUnavailable,
     504: GatewayTimeout,

@@ -18,7 +18,8 @@ from PIL import Image
 
 import client
 from client import NO_RETRY, AsyncClient, Client, RetryPolicy
-from client._exceptions import error_from_response
+from client._exceptions import _BY_CODE, _BY_STATUS, error_from_response
+from serving import errors as gateway_errors
 
 
 def png_bytes(size: tuple[int, int] = (64, 64)) -> bytes:
@@ -222,3 +223,31 @@ def test_a_non_json_error_page_still_maps_by_status() -> None:
     error = error_from_response(response, retry_after=None)
     assert isinstance(error, client.ServerError)
     assert (error.status_code, error.code, error.request_id) == (502, "http_502", "proxy-1")
+
+
+def gateway_error_classes() -> list[type[gateway_errors.GatewayError]]:
+    found, pending = [], [gateway_errors.GatewayError]
+    while pending:
+        kind = pending.pop()
+        found.append(kind)
+        pending += kind.__subclasses__()
+    return found
+
+
+def test_the_client_knows_every_gateway_error_code() -> None:
+    """Every code of serving/errors.py's tree maps to a client class, and where the status alone has a class (a
+    proxy's page), the code agrees with it: the two tables cannot drift apart unnoticed."""
+    classes = gateway_error_classes()
+    assert len(classes) > 10 and "not_supported" in {kind.code for kind in classes}
+    for kind in classes:
+        by_code = _BY_CODE.get(kind.code)
+        assert by_code is not None, f"the client has no class for the gateway's {kind.code!r}"
+        assert _BY_STATUS.get(kind.status_code, by_code) is by_code, (kind.code, kind.status_code)
+
+
+def test_not_supported_is_its_own_class() -> None:
+    body = {"error": {"code": "not_supported", "message": "no explain", "request_id": "r-501"}}
+    error = error_from_response(httpx.Response(501, json=body), retry_after=None)
+    assert type(error) is client.NotSupported
+    assert (error.status_code, error.code, error.message) == (501, "not_supported", "no explain")
+    assert error.request_id == "r-501"
