@@ -122,3 +122,25 @@ def test_intake_off_without_a_spool_is_503() -> None:
 def test_a_spool_without_a_results_url_is_refused_at_start(tmp_path: object) -> None:
     with pytest.raises(ValueError, match="GATEWAY_RESULTS_DICOMWEB_URL"):
         create_app(Settings(spool_dir=tmp_path))  # type: ignore[arg-type]
+
+
+def test_compose_wires_orthanc_and_the_gateway_as_the_tests_do() -> None:
+    """docker-compose's Orthanc runs deploy/orthanc's config and script; the two point at each other."""
+    import json
+
+    import yaml
+
+    from tests.dicomweb.pacs import DEPLOY, REPO
+
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    orthanc, gateway = services["orthanc"], services["gateway"]
+    mounts = dict(v.split(":")[:2][::-1] for v in orthanc["volumes"] if v.startswith("."))
+    config = json.loads((DEPLOY / "orthanc.json").read_text())
+    assert mounts["/etc/orthanc/orthanc.json"] == "./deploy/orthanc/orthanc.json"
+    assert mounts[config["LuaScripts"][0]] == "./deploy/orthanc/forward-to-gateway.lua"
+    assert orthanc["build"] == {"context": "deploy/orthanc"}
+    assert config["DicomWeb"]["Servers"]["gateway"]["Url"] == f"http://gateway:{gateway['environment']['GATEWAY_PORT']}/dicomweb/"
+    env = gateway["environment"]
+    assert env["GATEWAY_RESULTS_DICOMWEB_URL"] == f"http://orthanc:{config['HttpPort']}{config['DicomWeb']['Root']}".rstrip("/")
+    assert env["GATEWAY_RESULTS_DICOMWEB_USERNAME"] in config["RegisteredUsers"]
+    assert any(v.endswith(f":{env['GATEWAY_SPOOL_DIR']}") for v in gateway["volumes"])
