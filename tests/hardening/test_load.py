@@ -4,6 +4,14 @@ Promises checked: no 5xx except the documented shedding answer (503 `overloaded`
 accepted requests keep a bounded p99 (the queue is bounded); RSS does not grow without bound.
 Bounded in count and time. The CI profile runs by default (< ~60 s); the soak profile (10,000
 requests) runs with `.venv/bin/python -m pytest tests/hardening/test_load.py -m slow`.
+
+Memory is measured across rounds of the same load. RSS climbs while the first few dozen images are scored
+(allocator and TensorFlow arenas filling as concurrent inference reaches its steady state: +64 to +120 MiB in
+five runs, which made a bound on the first round's growth flaky), then mostly stays flat (+0 to 2 MiB per round
+of 400 requests over 7 and 8 further rounds), with an occasional single step when decodes and inference first
+peak together (+15 MiB once). A leak grows in every round; warm-up and such steps do not recur. So the warm-up
+lasts until `warmup_scored` images have been scored, and the bound applies to the median growth per round after
+it (a single step cannot move the median), with a looser bound on the total growth after warm-up as a backstop.
 With `GATEWAY_SERVING_ADDRESS=host:port` in the environment the gateway scores through TF Serving.
 """
 
@@ -29,14 +37,29 @@ SHED_BACKOFF_S = 0.1  # impatient clients: a tenth of the advertised Retry-After
 @dataclass(frozen=True)
 class Profile:
     requests: int
+    """Per round (warm-up rounds included)."""
+    rounds: int
+    """Measured rounds, after the warm-up."""
     seconds: float
-    warmup: int
+    """Longest a round may take."""
+    warmup_scored: int
+    """Warm-up rounds run until this many images have been scored (at most `MAX_WARMUP_ROUNDS`)."""
     p99_bound_s: float
-    rss_growth_bound_mib: float
+    round_growth_bound_mib: float
+    """Median RSS growth per measured round."""
+    total_growth_bound_mib: float
+    """RSS growth from the end of the warm-up to the end of the last round."""
 
 
-CI = Profile(requests=400, seconds=35, warmup=40, p99_bound_s=5.0, rss_growth_bound_mib=64)
-SOAK = Profile(requests=10_000, seconds=1_500, warmup=200, p99_bound_s=5.0, rss_growth_bound_mib=128)
+CI = Profile(
+    requests=200, rounds=5, seconds=35, warmup_scored=60, p99_bound_s=5.0,
+    round_growth_bound_mib=4, total_growth_bound_mib=48,
+)
+SOAK = Profile(
+    requests=1_000, rounds=10, seconds=300, warmup_scored=60, p99_bound_s=5.0,
+    round_growth_bound_mib=8, total_growth_bound_mib=96,
+)
+MAX_WARMUP_ROUNDS = 3
 
 
 @dataclass
@@ -45,6 +68,13 @@ class Tally:
     statuses: dict[int, int] = field(default_factory=dict)
     bad: list[str] = field(default_factory=list)
     sent: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.latencies += other.latencies
+        self.bad += other.bad
+        self.sent += other.sent
+        for status, count in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + count
 
 
 async def client_loop(
@@ -67,13 +97,13 @@ async def client_loop(
             tally.bad.append(f"{response.status_code}: {response.text[:200]}")
 
 
-async def drive(gateway: GatewayProcess, images: list[bytes], profile: Profile, requests: int) -> Tally:
+async def drive(gateway: GatewayProcess, images: list[bytes], profile: Profile) -> Tally:
+    """One round: `profile.requests` requests (or `profile.seconds`, whichever ends first)."""
     tally = Tally()
-    phase = Profile(requests, profile.seconds, 0, profile.p99_bound_s, profile.rss_growth_bound_mib)
     limits = httpx.Limits(max_connections=CLIENTS)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60, limits=limits) as client:
         stop_at = time.monotonic() + profile.seconds
-        await asyncio.gather(*(client_loop(client, images, tally, phase, stop_at) for _ in range(CLIENTS)))
+        await asyncio.gather(*(client_loop(client, images, tally, profile, stop_at) for _ in range(CLIENTS)))
     return tally
 
 
@@ -84,25 +114,34 @@ def run_load(tmp_path: Path, images: list[bytes], profile: Profile) -> None:
         "GATEWAY_LOG_LEVEL": "WARNING",
         "GATEWAY_UPSTREAM_TIMEOUT_S": str(GENEROUS_UPSTREAM_TIMEOUT_S),
     }
+    tally = Tally()
     with gateway_process(os.environ | env, tmp_path / "gateway.log", ready_s=120) as gateway:
-        asyncio.run(drive(gateway, images, profile, profile.warmup))
-        rss_before = gateway.rss_kib()
-        tally = asyncio.run(drive(gateway, images, profile, profile.requests))
-        rss_after = gateway.rss_kib()
+        rss_mib = [gateway.rss_kib() / 1024]
+        warmup = Tally()
+        for _ in range(MAX_WARMUP_ROUNDS):  # RSS settles while the first images are scored
+            warmup.add(asyncio.run(drive(gateway, images, profile)))
+            if warmup.statuses.get(200, 0) >= profile.warmup_scored:
+                break
+        rss_mib.append(gateway.rss_kib() / 1024)
+        for _ in range(profile.rounds):
+            tally.add(asyncio.run(drive(gateway, images, profile)))
+            rss_mib.append(gateway.rss_kib() / 1024)
         assert gateway.process.poll() is None
         assert httpx.get(f"{gateway.url}/healthz").status_code == 200
     p99 = float(np.percentile(tally.latencies, 99))
-    growth_mib = (rss_after - rss_before) / 1024
+    per_round_mib = np.diff(rss_mib[1:])
     print(
-        f"\nload: {tally.sent} requests, statuses {tally.statuses}, accepted p50 "
-        f"{np.median(tally.latencies):.3f} s p99 {p99:.3f} s, RSS {rss_before / 1024:.0f} → {rss_after / 1024:.0f} MiB"
+        f"\nload: warm-up {warmup.sent} requests ({warmup.statuses.get(200, 0)} scored), then {tally.sent}, statuses "
+        f"{tally.statuses}, accepted p50 {np.median(tally.latencies):.3f} s p99 {p99:.3f} s; RSS at start, after "
+        f"warm-up and after each round: {' → '.join(f'{r:.0f}' for r in rss_mib)} MiB"
     )
-    assert tally.bad == []
-    assert set(tally.statuses) <= {200, 503}
+    assert warmup.bad == tally.bad == []
+    assert set(warmup.statuses) | set(tally.statuses) <= {200, 503}
     assert tally.statuses.get(200, 0) >= 20, tally.statuses
     assert tally.statuses.get(503, 0) > 0, "2× the admission limit never shed a request: the limit is not enforced"
     assert p99 < profile.p99_bound_s
-    assert growth_mib < profile.rss_growth_bound_mib
+    assert float(np.median(per_round_mib)) < profile.round_growth_bound_mib, f"RSS grows every round: {rss_mib}"
+    assert rss_mib[-1] - rss_mib[1] < profile.total_growth_bound_mib, f"RSS grew after the warm-up: {rss_mib}"
 
 
 @pytest.fixture(scope="module")
