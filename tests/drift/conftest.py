@@ -10,11 +10,9 @@ import pytest
 
 from radiograph.drift import DriftReference, reference_path
 from radiograph.savedmodel import LoadedModel
+from tests.drift.degradations import WINDOW
 from training.data import Example, load_pixels
 from training.evaluate import examples_for
-
-WINDOW = 500
-"""The gateway's default window (GATEWAY_DRIFT_WINDOW)."""
 
 
 @pytest.fixture(scope="session")
@@ -39,5 +37,6 @@ def validation_pixels(shipped_model: LoadedModel, validation: list[Example]) -> 
 
 @pytest.fixture(scope="session")
 def window_indices(validation: list[Example]) -> np.ndarray:
-    """A seeded window of `WINDOW` validation pictures."""
-    return np.sort(np.random.default_rng(0).choice(len(validation), size=WINDOW, replace=False))
+    """A seeded window of `WINDOW` validation pictures, in random order (the split lists NORMAL first,
+    so any prefix of it is a random sample too)."""
+    return np.random.default_rng(0).permutation(len(validation))[:WINDOW]
