@@ -80,7 +80,7 @@ def decode(data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             image_format = image.format
             if image_format not in SUPPORTED_FORMATS:
                 raise UnsupportedImageFormat(f"unsupported image format {image_format}; send JPEG or PNG")

@@ -71,7 +71,7 @@ class LoadedModel:
                 continue
             signature = self.signatures[name]
             spec = signature.inputs.get(IMAGE_INPUT)
-            if set(signature.inputs) != {IMAGE_INPUT} or spec.dtype != self._tf.uint8 or (
+            if spec is None or len(signature.inputs) != 1 or spec.dtype != self._tf.uint8 or (
                 spec.shape.as_list() != expected
             ):
                 raise ValueError(f"{self.path}: {name!r} inputs {signature.inputs} do not match the contract: "

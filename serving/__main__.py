@@ -14,5 +14,5 @@ uvicorn.run(
     port=settings.port,
     log_config=None,
     access_log=False,
-    timeout_graceful_shutdown=settings.shutdown_grace_s,
+    timeout_graceful_shutdown=settings.shutdown_grace_s,  # type: ignore[arg-type]  # awaited by asyncio: a float works
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from serving.observability.logs import JsonFormatter, request_id_var
@@ -62,7 +63,7 @@ class AuditLog:
         }
         self.logger.info("prediction", extra={"fields": fields})
 
-    def predictions(self, images: list[bytes], results: list[object], api_key: str | None) -> None:
+    def predictions(self, images: Sequence[bytes], results: Sequence[object], api_key: str | None) -> None:
         """One record per image that got a verdict (`results` in the order of `images`; errors skipped)."""
         for image, result in zip(images, results, strict=True):
             if isinstance(result, Verdict):

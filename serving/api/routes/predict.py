@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
 
 from serving.api.deps import ApiKeyNameDep, AuditDep, RequestIdDep, ScorerDep
@@ -9,7 +11,9 @@ from serving.verdict import Verdict
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 429, 502, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 429, 502, 503, 504)
+}
 OperatingPointQuery = Query(
     None, description="Name of a threshold stored in the model (screening, balanced); default from settings."
 )
