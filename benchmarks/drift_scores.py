@@ -16,10 +16,10 @@ import numpy as np
 import typer
 
 from benchmarks._samples import DATA_DIR, REPO
+from devtools.drift_degradations import DEGRADATIONS
 from radiograph import acquisition
 from radiograph.drift import PROBABILITY, DriftReference, reference_path
 from radiograph.savedmodel import LoadedModel
-from tests.drift.degradations import DEGRADATIONS
 from training.data import load_pixels
 from training.evaluate import examples_for, score
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devtools.drift_degradations import WINDOW
 from radiograph.drift import DriftReference, reference_path
 from radiograph.savedmodel import LoadedModel
-from tests.drift.degradations import WINDOW
 from training.data import Example, load_pixels
 from training.evaluate import examples_for
 

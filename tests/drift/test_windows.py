@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from devtools.drift_degradations import DEGRADATIONS, TOUCHED, WINDOW
 from radiograph import acquisition
 from radiograph.contract import PROBABILITY_OUTPUT
 from radiograph.drift import NOTABLE, PROBABILITY, SIGNIFICANT, DriftReference, reference_path
 from radiograph.savedmodel import LoadedModel
-from tests.drift.degradations import DEGRADATIONS, TOUCHED, WINDOW
 from training.data import Example, grouped_split, index_split, load_pixels
 from training.drift_reference import build_reference, write_drift_reference
 from training.evaluate import score

@@ -1,6 +1,6 @@
 """Acquisition changes a site can bring without any label changing: what the drift gauges must see.
 Each takes the uint8 [224, 224] pictures the gateway scores and returns them as the gateway would
-score the changed picture. Shared by the tests and `benchmarks/drift_scores.py`."""
+score the changed picture. Shared by tests/drift and `benchmarks/drift_scores.py`."""
 
 from __future__ import annotations
 
