@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import anyio.to_thread
@@ -15,6 +16,8 @@ from serving.inference.base import Explainer, InferenceBackend
 from serving.observability.drift import DriftMonitor
 from serving.observability.metrics import GatewayMetrics
 from serving.verdict import ExplainedVerdict, Verdict
+
+log = logging.getLogger(__name__)
 
 
 class StartupRefused(RuntimeError):
@@ -35,10 +38,17 @@ class Scorer:
         self.drift = drift
 
     async def check_settings(self) -> None:
-        """Refuses (StartupRefused) a `GATEWAY_OPERATING_POINT` the served model does not have."""
-        metadata = await self.backend.metadata()
+        """Refuses (StartupRefused) a `GATEWAY_OPERATING_POINT` the served model does not have. A TF Serving
+        that does not answer yet cannot be asked: the gateway then starts (not ready) without the check."""
         name = self.settings.operating_point
-        if name is not None and name not in metadata.operating_points:
+        if name is None:
+            return
+        try:
+            metadata = await self.backend.metadata()
+        except errors.GatewayError as exc:
+            log.warning("GATEWAY_OPERATING_POINT not checked: the model's metadata is unavailable (%s)", exc.code)
+            return
+        if name not in metadata.operating_points:
             known = ", ".join(sorted(metadata.operating_points))
             raise StartupRefused(
                 f"GATEWAY_OPERATING_POINT={name!r} is not an operating point of the model "
