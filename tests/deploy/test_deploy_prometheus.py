@@ -132,6 +132,6 @@ def test_prometheus_evaluates_every_rule_without_error(prometheus: str) -> None:
         time.sleep(0.5)
     assert {rule["name"] for rule in rules if rule["type"] == "alerting"} >= {
         "GatewayHighErrorRate", "GatewayHighLatencyP99", "TFServingUnavailable", "GatewayNotReady",
-        "PositiveRateDrift",
+        "PositiveRateDrift", "InputDrift", "ScoreDrift",
     }
     assert [(rule["name"], rule.get("lastError")) for rule in rules if rule["health"] != "ok"] == []
