@@ -148,22 +148,24 @@ def write(report: dict[str, object], out: Path) -> None:
     (out / "audit.json").write_text(json.dumps(report, indent=2))
     changes = report["changes"]
     traits = report["trait_rank_correlation"]
-    assert isinstance(changes, dict) and isinstance(traits, dict)
+    per_class = report["n_per_class"]
+    assert isinstance(changes, dict) and isinstance(traits, dict) and isinstance(per_class, dict)
+    negative, positive = per_class  # the model's labels, in its order
     lines = [
         f"# Shortcut audit, model version {report['model_version']}",
         "",
-        f"Validation pictures per class: {report['n_per_class']}; labels at `{report['operating_point']}` "
+        f"Validation pictures per class: {per_class}; labels at `{report['operating_point']}` "
         f"(threshold {report['threshold']}). ΔP = P(after) − P(before).",
         "",
-        "| change | NORMAL mean ΔP | NORMAL p90 ΔP | NORMAL flipped | PNEUMONIA mean ΔP | PNEUMONIA p10 ΔP "
-        "| PNEUMONIA flipped |",
+        f"| change | {negative} mean ΔP | {negative} p90 ΔP | {negative} flipped | {positive} mean ΔP "
+        f"| {positive} p10 ΔP | {positive} flipped |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, by_class in changes.items():
-        n, p = by_class["NORMAL"], by_class["PNEUMONIA"]
+        n, p = by_class[negative], by_class[positive]
         lines.append(f"| {label} | {n['mean_dp']:+.3f} | {n['p90_dp']:+.3f} | {n['flipped']:.0%} "
                      f"| {p['mean_dp']:+.3f} | {p['p10_dp']:+.3f} | {p['flipped']:.0%} |")
     lines += ["", "Spearman ρ of P with acquisition traits, within each class (0: not used):", "",
-              "| trait | NORMAL | PNEUMONIA |", "| --- | --- | --- |"]
-    lines += [f"| {trait} | {r['NORMAL']:+.2f} | {r['PNEUMONIA']:+.2f} |" for trait, r in traits.items()]
+              f"| trait | {negative} | {positive} |", "| --- | --- | --- |"]
+    lines += [f"| {trait} | {r[negative]:+.2f} | {r[positive]:+.2f} |" for trait, r in traits.items()]
     (out / "audit.md").write_text("\n".join(lines) + "\n")

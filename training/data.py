@@ -18,8 +18,11 @@ import numpy as np
 from radiograph.imaging import load_radiograph
 
 CLASS_DIRS = ("NORMAL", "PNEUMONIA")
+LABELS = CLASS_DIRS
+"""The model's labels, by class index (`Example.label`): its class folders' names."""
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png"})
 SUBTYPES = ("normal", "bacteria", "virus")
+PNEUMONIA_SUBTYPES = SUBTYPES[1:]
 
 _PERSON = re.compile(r"^person(\d+)_(bacteria|virus)_", re.IGNORECASE)
 _NORMAL = re.compile(r"^(?:NORMAL2-)?IM-(\d+)-", re.IGNORECASE)

@@ -9,15 +9,48 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 
 from radiograph.contract import SCREENING
 from training import metrics
-from training.graph import TTA_TRANSFORMS, averaged_features
-from training.train import ENSEMBLE_MEMBERS, Member, hard_auc, operating_points, sigmoid, subtype_report
+from training.data import labels_of
+from training.features import load_split, load_tta_grids, view_keys
+from training.graph import INPUT_SIZE, TTA_TRANSFORMS, averaged_features
+from training.heads import subtype_report, subtype_targets
+from training.runs import ENSEMBLE_MEMBERS, Member, RunMismatch, load_members, read_summary
+from training.thresholds import hard_auc, operating_points, sigmoid
 
 log = logging.getLogger(__name__)
+
+
+class EnsembleValidation(TypedDict):
+    """An ensemble's operating points and subtype report, and the validation AUCs of it and of each member."""
+
+    operating_points: dict[str, dict[str, Any]]
+    subtype_validation: dict[str, dict[str, object]]
+    validation_auc: dict[str, dict[str, float]]
+
+
+def ensemble_run(weights: str, members: list[Path], cache: Path, run_dir: Path) -> EnsembleValidation:
+    """Average `train` runs on logits; choose the operating points on validation scored as the
+    exported ensemble scores (test-time transforms and members averaged). Writes the run to `run_dir`."""
+    split = load_split(cache)
+    val_keys = view_keys(cache, "val")
+    for path in members:  # the views a member was selected on (rebuilt runs do not record them)
+        recorded = read_summary(path).get("selection", {}).get("val_views")
+        if recorded is not None and recorded != val_keys:
+            raise RunMismatch(f"{path} was selected on {recorded}, the cache holds {val_keys}", "--member")
+    grids = {key.removeprefix("val_"): load_tta_grids(cache, key) for key in val_keys}
+    _, loaded = load_members(members, weights, INPUT_SIZE)
+    logits = {
+        path.name: {view: member_logits(m, g) for view, g in grids.items()}
+        for path, m in zip(members, loaded, strict=True)
+    }
+    validation = validation_summary(logits, labels_of(split["val"]), subtype_targets(split["val"]))
+    write_ensemble(run_dir, members, validation)
+    return validation
 
 
 def member_logits(member: Member, grids: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +65,7 @@ def member_logits(member: Member, grids: dict[str, np.ndarray]) -> tuple[np.ndar
 
 def validation_summary(
     logits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], y: np.ndarray, subtypes: np.ndarray
-) -> dict[str, object]:
+) -> EnsembleValidation:
     """`logits`: member name → validation view → `member_logits`. The ensemble's operating points
     and subtype report, and each member's and the ensemble's validation AUCs (for the record: the
     members are not chosen on them)."""
@@ -57,12 +90,12 @@ def validation_summary(
     }
 
 
-def write_ensemble(run_dir: Path, members: list[Path], validation: dict[str, object]) -> None:
+def write_ensemble(run_dir: Path, members: list[Path], validation: EnsembleValidation) -> None:
     """The ensemble run: a copy of each member's run under `members/` and its training.json."""
     names = [path.name for path in members]
     if len(set(names)) != len(names):
         raise ValueError(f"member run folders need distinct names: {names}")
-    summaries = [json.loads((path / "training.json").read_text()) for path in members]
+    summaries = [read_summary(path) for path in members]
     if any(s["split"] != summaries[0]["split"] for s in summaries):
         raise ValueError("members were trained on different validation splits")
     if run_dir.exists():

@@ -14,7 +14,7 @@ import numpy as np
 from radiograph.contract import PROBABILITY_OUTPUT, SUBTYPE_OUTPUT
 from radiograph.savedmodel import LoadedModel
 from training import augment, framing, metrics, plots
-from training.data import Example, grouped_split, index_split, labels_of, load_pixels
+from training.data import PNEUMONIA_SUBTYPES, Example, grouped_split, index_split, labels_of, load_pixels
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ def build_report(
     chosen, point = model.metadata.operating_point(operating_point)
     points: dict[str, object] = {}
     for name, stored in model.metadata.operating_points.items():
-        figures = metrics.at_threshold(y, p, stored.threshold)
+        figures: dict[str, object] = dict(metrics.at_threshold(y, p, stored.threshold))
         figures["ci95"] = metrics.bootstrap_intervals(y, p, stored.threshold)
         subtypes = np.array([e.subtype for e in examples])
         figures["sensitivity_by_subtype"] = {
             subtype: float(np.mean(p[(y == 1) & (subtypes == subtype)] >= stored.threshold))
-            for subtype in ("bacteria", "virus")
+            for subtype in PNEUMONIA_SUBTYPES
             if np.any((y == 1) & (subtypes == subtype))
         }
         points[name] = figures
@@ -153,5 +153,5 @@ def write_report(
         plots.confusion_matrix(figures, labels, title, out / f"confusion_{name}.png")
     plots.curves(y, p, thresholds, out, f"v{model.version}, n={len(y)}")
     plots.subtype_sensitivity(points, out, f"v{model.version}")
-    if "subtypes" in report:
-        plots.subtype_confusion(report["subtypes"], out, f"v{model.version}, n={len(y)}")
+    if isinstance(subtypes := report.get("subtypes"), dict):
+        plots.subtype_confusion(subtypes, out, f"v{model.version}, n={len(y)}")

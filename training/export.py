@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -20,10 +21,12 @@ from radiograph.contract import (
     SUBTYPE_OUTPUT,
     WARMUP_FILE,
     ModelMetadata,
+    OperatingPoint,
     model_versions,
 )
-from training.graph import TTA_TRANSFORMS, to_backbone_input, tta_transform
-from training.train import Member
+from training.data import LABELS, SUBTYPES
+from training.graph import INPUT_SIZE, TTA_TRANSFORMS, to_backbone_input, tta_transform
+from training.runs import Member, RunMismatch, load_run, member_dirs, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,63 @@ def read_variables(saved_model: Path, parts: dict[str, object]) -> None:
 def next_version(model_root: Path) -> int:
     versions = model_versions(model_root)
     return versions[-1] + 1 if versions else 1
+
+
+def model_metadata(run_dir: Path, weights: str) -> ModelMetadata:
+    """The metadata of a `train` or `ensemble` run's model: labels, input size, the run's operating
+    points, and how each member was trained. Raises `RunMismatch` when the run's thresholds were
+    chosen for other test-time transforms than the exported graph averages."""
+    summary = read_summary(run_dir)
+    if summary.get("test_time_transforms") != list(TTA_TRANSFORMS):
+        raise RunMismatch(
+            f"{run_dir}: thresholds were chosen for test-time transforms {summary.get('test_time_transforms')}, "
+            f"the exported graph averages {list(TTA_TRANSFORMS)}; re-run train",
+            "--run-dir",
+        )
+    members = [read_summary(path) for path in member_dirs(run_dir)]
+    epochs = "/".join(str(m["fine_tuning"]["best_epoch"]) for m in members)
+    return ModelMetadata(
+        labels=LABELS,
+        input_height=INPUT_SIZE,
+        input_width=INPUT_SIZE,
+        operating_points={
+            name: OperatingPoint(**point) for name, point in summary["operating_points"].items()
+        },
+        subtype_labels=SUBTYPES,
+        description=f"ImageNet Xception on histogram-equalised input; {len(members)} member(s) (seeds), each "
+        f"a top block fine-tuned for {epochs} epoch(s) with a logistic head on {_views(members)} of the Kermany "
+        "pediatric train/ split; scores averaged over the members and over the image as sent, mirrored, and "
+        "its central 90% enlarged.",
+        training={
+            "backbone": "xception" if weights != "tiny" else "tiny",
+            "split": summary["split"],
+            "members": [
+                {
+                    "seed": m["seed"],
+                    "head": m["head"],
+                    "fine_tuning": {k: v for k, v in m["fine_tuning"].items() if k != "history"},
+                }
+                for m in members
+            ],
+            "test_time_transforms": list(TTA_TRANSFORMS),
+        },
+    )
+
+
+def _views(members: list[dict[str, Any]]) -> str:
+    train_views = [k for m in members for k in m.get("selection", {}).get("train_views", [])]
+    framed = bool(train_views) and all(k.startswith("train_frame") for k in train_views)
+    return (
+        "framed views (the anatomy's proportions drawn alike for both classes, zoom and crop) with acquisition "
+        "shifts" if framed else "clean and shift-augmented views"
+    )
+
+
+def export_run(run_dir: Path, weights: str, model_root: Path, version: int | None = None) -> Path:
+    """Export a `train` or `ensemble` run as version `version` (default: the next free) under `model_root`."""
+    metadata = model_metadata(run_dir, weights)
+    run = load_run(run_dir, weights, INPUT_SIZE)
+    return export(run.bottom, run.members, metadata, model_root, version)
 
 
 def export(

@@ -26,6 +26,7 @@ import numpy as np
 
 from training import augment, framing
 from training.data import Example, grouped_split, index_split, labels_of, load_pixels
+from training.graph import INPUT_SIZE, TTA_TRANSFORMS, BottomExtractor, build_backbone, split_backbone
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,28 @@ def prepare_split(
     (cache / "split_settings.json").write_text(json.dumps(settings))
     log.info("split: %d train, %d val images", len(train), len(val))
     return parts
+
+
+def cache_views(
+    data_dir: Path, weights: str, cache: Path, train_views: int, val_views: int, framing: bool, val_fraction: float,
+    seed: int,
+) -> None:
+    """Split `train/` by patient and cache the lower backbone's activations of the views: validation
+    `clean` and `shift<k>` (with `framing`, also `swap` and `swapshift<k>`) under every test-time
+    transform; training `clean` and `shift<k>`, or with `framing` `frame<k>` only."""
+    prepare_split(data_dir, cache, INPUT_SIZE, val_fraction, seed)
+    bottom, _ = split_backbone(build_backbone(INPUT_SIZE, weights))
+    extractor = BottomExtractor(bottom)
+    val = [("val", "clean", 1.0)] + [("val", f"shift{k}", 1.5) for k in range(val_views)]
+    if framing:
+        val += [("val", "swap", 1.0)] + [("val", f"swapshift{k}", 1.5) for k in range(val_views)]
+        train = [("train", f"frame{k}", 1.0) for k in range(train_views)]
+    else:
+        train = [("train", "clean", 1.0)] + [("train", f"shift{k}", 1.0) for k in range(train_views)]
+    jobs = [(*job, transform) for job in val for transform in TTA_TRANSFORMS]
+    jobs += [(*job, "identity") for job in train]
+    for part, view, strength, transform in jobs:
+        cache_grids(extractor, cache, part, view, strength, seed, transform)
 
 
 def load_split(cache: Path) -> dict[str, list[Example]]:
@@ -81,8 +104,8 @@ def view_pixels(cache: Path, part: str, view: str, strength: float, seed: int) -
 
 
 def cache_grids(
-    extractor, cache: Path, part: str, view: str, strength: float, seed: int, transform: str = "identity",
-    batch: int = 32,
+    extractor: BottomExtractor, cache: Path, part: str, view: str, strength: float, seed: int,
+    transform: str = "identity", batch: int = 32,
 ) -> None:
     """Lower-backbone activations of one view of one part as `grid_<part>_<view>.npy`, or of a
     test-time transform of it as `tta_<part>_<view>_<transform>.npy`."""

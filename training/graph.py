@@ -18,6 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+INPUT_SIZE = 224
+"""Side of the square uint8 pictures the backbone takes, and the exported model's input size."""
+
 
 def equalize(images: tf.Tensor) -> tf.Tensor:
     """Per-image histogram equalisation of uint8 [b, h, w, 1] → float32 [b, h, w, 1] in [0, 1]."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from radiograph.contract import SCREENING
-from training.train import BALANCED, SCREENING_SENSITIVITY, operating_points
+from training.thresholds import BALANCED, SCREENING_SENSITIVITY, operating_points
 
 
 def scores(seed: int, n: int = 600) -> tuple[np.ndarray, np.ndarray]:

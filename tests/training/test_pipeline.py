@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ def small_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         target.mkdir(parents=True)
         for path in sorted((data_dir / "train" / class_dir).glob("*.jpeg"))[:PER_CLASS]:
             shutil.copy(path, target / path.name)
+    (root / "fullres_samples").symlink_to(data_dir / "fullres_samples")  # what resize-check reads
     return root
 
 
@@ -80,6 +79,14 @@ def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
         for key in ("sensitivity", "specificity"):
             assert metrics["operating_points"][name][key] == pytest.approx(point["validation"][f"clean_{key}"])
 
+    # validation pictures enlarged to a radiograph's size and the full-resolution originals, by both decode paths
+    output = run("resize-check", "--data-dir", str(small_data), "--model", str(models), "--limit", "4")
+    assert "model version 1, 4 validation images" in output
+    n_originals = len(list((small_data / "fullres_samples").glob("*/*.jpeg")))
+    for path in ("gateway (resized + JPEG q75)", "resized only"):
+        assert f"enlarged, {path}: AUC" in output
+        assert f"{n_originals} full-resolution originals, {path}: NORMAL" in output
+
 
 def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
@@ -125,18 +132,15 @@ def test_ensemble_averages_members_on_logits(small_data: Path, tmp_path: Path) -
 
 
 def rebuild_runs(models: Path, version: int, out_dir: Path) -> list[Path]:
-    """scripts/run-from-savedmodel.py; it exits 1 if the rebuilt runs, exported again, score otherwise."""
-    script = Path(__file__).resolve().parents[2] / "scripts" / "run-from-savedmodel.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--weights", "tiny", "--model", str(models), "--version", str(version),
-         "--out-dir", str(out_dir)], capture_output=True, text=True, check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return [Path(line) for line in result.stdout.splitlines() if line.startswith(str(out_dir))]
+    """`rebuild-run`; it exits 1 if the rebuilt runs, exported again, score otherwise."""
+    output = run("rebuild-run", "--weights", "tiny", "--model", str(models), "--version", str(version),
+                 "--out-dir", str(out_dir))
+    assert "rebuilt vs shipped probabilities: max |difference|" in output
+    return [Path(line) for line in output.splitlines() if line.startswith(str(out_dir))]
 
 
 def test_run_rebuilt_from_an_exported_model_is_the_same_member(small_data: Path, tmp_path: Path) -> None:
-    """scripts/run-from-savedmodel.py: how a shipped single-member model becomes an ensemble member."""
+    """`rebuild-run`: how a shipped single-member model becomes an ensemble member."""
     cache, run_dir, models, rebuilt = tmp_path / "cache", tmp_path / "run", tmp_path / "models", tmp_path / "rebuilt"
     run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
         "--train-views", "0", "--val-views", "1", "--val-fraction", "0.3")
@@ -162,3 +166,13 @@ def test_second_export_gets_next_version(small_data: Path, tmp_path: Path) -> No
         run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
     assert sorted(p.name for p in models.iterdir()) == ["1", "2"]
     assert LoadedModel.from_dir(models).version == 2
+
+
+def test_export_refuses_a_run_chosen_for_other_transforms(tmp_path: Path) -> None:
+    """The thresholds hold only for the test-time transforms they were chosen on."""
+    (tmp_path / "training.json").write_text(json.dumps({"test_time_transforms": ["identity"]}))
+    result = CliRunner().invoke(app, ["export", "--weights", "tiny", "--run-dir", str(tmp_path), "--model",
+                                      str(tmp_path / "models")])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --run-dir" in result.output
+    assert not (tmp_path / "models").exists()
