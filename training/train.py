@@ -29,6 +29,7 @@ from training.graph import (
     split_backbone,
 )
 from training.heads import HeadConfig, Selection, fit_subtype_head, select_and_fit, subtype_report, subtype_targets
+from training.metrics import auc
 from training.runs import save_run
 from training.thresholds import operating_points, probabilities
 
@@ -47,6 +48,9 @@ class TrainingSummary:
     split: dict[str, Any]
     operating_points: dict[str, OperatingPoint]
     subtype_validation: dict[str, dict[str, object]]
+    test_time_averaging: dict[str, dict[str, float]]
+    """Validation AUC per view, of the image as sent and averaged over the test-time transforms: whether
+    the averaging pays."""
     test_time_transforms: tuple[str, ...] = TTA_TRANSFORMS
 
     def as_json(self) -> dict[str, object]:
@@ -59,6 +63,7 @@ class TrainingSummary:
             "split": self.split,
             "operating_points": {name: point.model_dump() for name, point in self.operating_points.items()},
             "subtype_validation": self.subtype_validation,
+            "test_time_averaging": self.test_time_averaging,
         }
 
 
@@ -89,7 +94,13 @@ def train_run(
     if tuning["best_epoch"]:  # the top block changed: the subtype head needs its new training features
         features = {key: pooled_features(top, grids[key]) for key in train_keys}
     val_features = {key.removeprefix("val_"): averaged_features(top, load_tta_grids(cache, key)) for key in val_keys}
-    points = operating_points({name: (y_val, probabilities(head, x)) for name, x in val_features.items()})
+    scores = {name: probabilities(head, x) for name, x in val_features.items()}
+    points = operating_points({name: (y_val, p) for name, p in scores.items()})
+    averaging = {
+        name: {"single_view": auc(y_val, probabilities(head, pooled_features(top, grids[f"val_{name}"]))),
+               "averaged": auc(y_val, p)}
+        for name, p in scores.items()
+    }
     subtypes_train = subtype_targets(split["train"])
     subtype_head = fit_subtype_head(
         np.concatenate([features[k] for k in train_keys]),
@@ -109,6 +120,7 @@ def train_run(
         subtype_validation={
             name: subtype_report(subtype_head.predict(x, verbose=0), subtypes_val) for name, x in val_features.items()
         },
+        test_time_averaging=averaging,
     )
     save_run(run_dir, top, head, subtype_head, summary.as_json())
     return summary

@@ -22,10 +22,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
 
-try:  # being moved by another change; whichever exists
-    from devtools.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, free_port, stop, wait_until_ok
-except ImportError:
-    from tests.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, free_port, stop, wait_until_ok
+from devtools.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, free_port, stop, wait_until_ok
 from tests.clinical import dicom_files
 
 REPO = Path(__file__).resolve().parents[2]

@@ -89,7 +89,8 @@ def test_batch_deadline_grows_with_its_images(serving: BackgroundServer, fullres
     """A slow answer that cuts off one image (deadline 2 s) must not cut off a batch, whose deadline
     grows by `upstream_timeout_per_image_s` per further image."""
     images = [path.read_bytes() for path, _ in fullres_samples[:4]]
-    settings = gateway_settings(serving.address, upstream_timeout_per_image_s=1.0)  # 4 images: 5 s
+    # 4 images: 2 + 3 × 3 = 11 s, room for four full-size images on a slow or busy 2-core machine
+    settings = gateway_settings(serving.address, upstream_timeout_per_image_s=3.0)
     with gateway_thread(settings) as gateway:
         assert single(gateway, images[0], "warm").status_code == 200  # metadata cached
         serving.faults.delay_s = TIMEOUT_S + 0.5

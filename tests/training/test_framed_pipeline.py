@@ -63,6 +63,10 @@ def test_framing_caches_framed_training_and_shortcut_balanced_validation_views(t
     figures = summary["operating_points"]["screening"]["validation"]
     assert {f"{view}_sensitivity" for view in ("clean", "shift0", "swap", "swapshift0")} <= set(figures)
     assert min(figures[f"{view}_sensitivity"] for view in ("clean", "shift0", "swap", "swapshift0")) >= 0.98
+    # whether test-time averaging pays is recorded per view, single view against averaged
+    averaging = summary["test_time_averaging"]
+    assert set(averaging) == {"clean", "shift0", "swap", "swapshift0"}
+    assert all(set(figures) == {"single_view", "averaged"} for figures in averaging.values())
 
 
 def test_a_resumed_run_keeps_its_finished_epochs(trained: dict[str, Path]) -> None:
