@@ -45,9 +45,12 @@ def test_map_shape_range_and_verdict(
             "heatmap", "overlay_png",
         }
         heatmap = np.array(body["heatmap"])
-        assert heatmap.shape == grid
-        assert heatmap.min() >= 0.0 and heatmap.max() == pytest.approx(1.0, abs=1e-4)  # max-normalised
-        assert heatmap.std() > 0.05, "a uniform map says nothing"
+        assert heatmap.shape == grid and heatmap.min() >= 0.0
+        if heatmap.max() == 0.0:  # no cell holds evidence for pneumonia: only a film read as NORMAL may say so
+            assert body["label"] == "NORMAL"
+        else:
+            assert heatmap.max() == pytest.approx(1.0, abs=1e-4)  # max-normalised
+            assert heatmap.std() > 0.05, "a uniform map says nothing"
         assert body["probability"] == pytest.approx(picture.probability, abs=1e-5)  # same model, same answer
         assert body["label"] == ("PNEUMONIA" if body["probability"] >= body["threshold"] else "NORMAL")
 

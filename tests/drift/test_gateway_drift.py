@@ -16,13 +16,16 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from radiograph import acquisition
-from radiograph.contract import ModelMetadata
+from radiograph.contract import ModelMetadata, resolve_model_dir
 from radiograph.drift import PROBABILITY, DriftReference
 from radiograph.savedmodel import LoadedModel
-from serving.config import Settings
+from serving.config import SHIPPED_MODEL_DIR, Settings
 from serving.inference.base import Inference
 from serving.main import create_app
 from serving.observability.drift import FEATURES, DriftMonitor, Window
+
+SHIPPED = resolve_model_dir(SHIPPED_MODEL_DIR)[1]
+"""The shipped version, whose reference is committed."""
 
 
 class ScoresBackend:
@@ -89,14 +92,15 @@ def test_the_gauges_are_the_psi_of_the_last_window_images(
     pixels = validation_pixels[:250]
     probabilities = np.linspace(0, 1, len(pixels))
     for start in range(0, 250, 7):  # uneven batches; the window slides past the first 150
-        monitor.observe(4, list(pixels[start:start + 7]), probabilities[start:start + 7])
+        monitor.observe(SHIPPED, list(pixels[start:start + 7]), probabilities[start:start + 7])
     traits = acquisition.traits_of(pixels[-100:])
     expected = {name: shipped_reference.features[name].psi(traits[:, i])
                 for i, name in enumerate(acquisition.FEATURES)}
     expected[PROBABILITY] = shipped_reference.features[PROBABILITY].psi(probabilities[-100:])
     gauges = {dict(k)["feature"]: v for k, v in samples(generate(registry), "gateway_input_drift").items()}
     assert gauges == pytest.approx(expected)
-    assert monitor.status() == {"window": 100, "versions": {"4": {"reference": True, "images": 100, "psi": gauges}}}
+    expected_status = {str(SHIPPED): {"reference": True, "images": 100, "psi": gauges}}
+    assert monitor.status() == {"window": 100, "versions": expected_status}
 
 
 def generate(registry: CollectorRegistry) -> str:
@@ -108,11 +112,11 @@ def generate(registry: CollectorRegistry) -> str:
 def test_no_gauge_until_the_window_is_full(shipped_model_dir: Path, validation_pixels: np.ndarray) -> None:
     registry = CollectorRegistry()
     monitor = DriftMonitor(shipped_model_dir, window=20, registry=registry)
-    monitor.observe(4, list(validation_pixels[:19]), np.full(19, 0.5))
+    monitor.observe(SHIPPED, list(validation_pixels[:19]), np.full(19, 0.5))
     text = generate(registry)
     assert samples(text, "gateway_input_drift") == {}
-    assert samples(text, "gateway_drift_window_images") == {(("model_version", "4"),): 19}
-    monitor.observe(4, list(validation_pixels[19:20]), np.full(1, 0.5))
+    assert samples(text, "gateway_drift_window_images") == {(("model_version", str(SHIPPED)),): 19}
+    monitor.observe(SHIPPED, list(validation_pixels[19:20]), np.full(1, 0.5))
     assert len(samples(generate(registry), "gateway_input_drift")) == len(FEATURES)
 
 
@@ -147,11 +151,11 @@ def test_the_monitor_survives_concurrent_observers(shipped_model_dir: Path, vali
 
     def feed(worker: int) -> None:
         for start in range(worker, 96, 8):
-            monitor.observe(4, [pixels[start]], np.array([start / 96]))
+            monitor.observe(SHIPPED, [pixels[start]], np.array([start / 96]))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(feed, range(8)))
-    status = monitor.status()["versions"]["4"]  # type: ignore[index]
+    status = monitor.status()["versions"][str(SHIPPED)]  # type: ignore[index]
     assert status["images"] == 64 and set(status["psi"]) == set(FEATURES)
     assert all(np.isfinite(v) and v >= 0 for v in status["psi"].values())
 
@@ -161,7 +165,7 @@ def test_the_gateway_reports_drift_under_concurrent_requests(
 ) -> None:
     """The one data plane feeds the window: single and batch requests from 8 threads at once."""
     bodies = [png(p) for p in validation_pixels[:48]]
-    backend = ScoresBackend(shipped_model.metadata, 4, np.linspace(0.01, 0.99, 48))
+    backend = ScoresBackend(shipped_model.metadata, SHIPPED, np.linspace(0.01, 0.99, 48))
     registry = CollectorRegistry()
     app = create_app(Settings(model_dir=shipped_model_dir, drift_window=32), backend=backend, registry=registry)
     with TestClient(app) as client:
@@ -177,11 +181,12 @@ def test_the_gateway_reports_drift_under_concurrent_requests(
         assert set(statuses) == {200}
         text = client.get("/metrics").text
         drift = client.get("/v1/drift").json()
-    assert samples(text, "gateway_drift_reference") == {(("model_version", "4"),): 1}
-    assert samples(text, "gateway_drift_window_images") == {(("model_version", "4"),): 32}
+    assert samples(text, "gateway_drift_reference") == {(("model_version", str(SHIPPED)),): 1}
+    assert samples(text, "gateway_drift_window_images") == {(("model_version", str(SHIPPED)),): 32}
     gauges = {dict(k)["feature"]: v for k, v in samples(text, "gateway_input_drift").items()}
     assert set(gauges) == set(FEATURES) and all(np.isfinite(v) and v >= 0 for v in gauges.values())
-    assert drift == {"window": 32, "versions": {"4": {"reference": True, "images": 32, "psi": pytest.approx(gauges)}}}
+    expected_status = {str(SHIPPED): {"reference": True, "images": 32, "psi": pytest.approx(gauges)}}
+    assert drift == {"window": 32, "versions": expected_status}
 
 
 def test_a_version_without_a_reference_still_serves(shipped_model: LoadedModel, tmp_path: Path,

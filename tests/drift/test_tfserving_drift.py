@@ -14,10 +14,12 @@ from PIL import Image
 
 from devtools.live_servers import gateway_thread
 from localserving import BackgroundServer
+from radiograph.contract import resolve_model_dir
+from serving.config import SHIPPED_MODEL_DIR
 from serving.observability.drift import FEATURES
 from tests.tfserving.harness import MODEL_NAME, gateway_settings, link_version, metric
 
-VERSION = 4  # the shipped version, whose reference is committed
+VERSION = resolve_model_dir(SHIPPED_MODEL_DIR)[1]  # the shipped version, whose reference is committed
 
 
 @pytest.fixture(scope="module")
