@@ -5,17 +5,15 @@ checkpoint, and the exported model is evaluated on the shortcut-balanced view an
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from radiograph.contract import PROBABILITY_OUTPUT
 from radiograph.savedmodel import LoadedModel
+from tests.training.cli_runs import run, small_copy
 from training.audit import CHANGES, OTHER_PROPORTIONS, sample
-from training.cli import app
 from training.data import labels_of, load_pixels
 from training.evaluate import VALIDATION, examples_for, score
 from training.framing import swapped_copies
@@ -25,19 +23,7 @@ PER_CLASS = 16
 
 @pytest.fixture(scope="module")
 def small_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for class_dir in ("NORMAL", "PNEUMONIA"):
-        target = root / "train" / class_dir
-        target.mkdir(parents=True)
-        for path in sorted((data_dir / "train" / class_dir).glob("*.jpeg"))[-PER_CLASS:]:
-            shutil.copy(path, target / path.name)
-    return root
-
-
-def run(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, f"{args[0]} failed: {result.output}\n{result.exception!r}"
-    return result.output
+    return small_copy(data_dir, tmp_path_factory.mktemp("data"), PER_CLASS)
 
 
 @pytest.fixture(scope="module")

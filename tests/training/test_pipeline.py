@@ -4,7 +4,6 @@ features → train → export → evaluate, and the exported SavedModel honours 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 
 from localserving.signatures import warmup_requests
 from radiograph.savedmodel import LoadedModel
+from tests.training.cli_runs import run, small_copy
 from training.cli import app
 
 PER_CLASS = 18
@@ -20,20 +20,7 @@ PER_CLASS = 18
 
 @pytest.fixture(scope="module")
 def small_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    for class_dir in ("NORMAL", "PNEUMONIA"):
-        target = root / "train" / class_dir
-        target.mkdir(parents=True)
-        for path in sorted((data_dir / "train" / class_dir).glob("*.jpeg"))[:PER_CLASS]:
-            shutil.copy(path, target / path.name)
-    (root / "fullres_samples").symlink_to(data_dir / "fullres_samples")  # what resize-check reads
-    return root
-
-
-def run(*args: str) -> str:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, f"{args[0]} failed: {result.output}\n{result.exception!r}"
-    return result.output
+    return small_copy(data_dir, tmp_path_factory.mktemp("data"), PER_CLASS)
 
 
 def test_train_export_evaluate(small_data: Path, tmp_path: Path) -> None:
