@@ -5,8 +5,9 @@ compression) instead of from the lungs fails where pictures are taken differentl
 below, the audit scores validation pictures of both classes before and after it, through the exported
 SavedModel, and reports the mean and 10th/90th percentiles of ΔP and the share of labels that flip at
 the model's default operating point. It also reports, within each class, the rank correlation of P
-with acquisition traits that differ by class in `train/` (sharpness, border brightness), so that a
-new model starting to use them shows up.
+with the acquisition traits of `radiograph.acquisition` (the drift monitor's: exposure, contrast, clipping,
+border level, sharpness; sharpness and border brightness differ by class in `train/`), so that a new model
+starting to use them shows up.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
+from radiograph import acquisition
 from radiograph.contract import PROBABILITY_OUTPUT
 from radiograph.savedmodel import LoadedModel
 from training.data import Example, labels_of, load_pixels
@@ -83,22 +85,6 @@ def _pad_black(pixels: np.ndarray, share: float) -> np.ndarray:
     return np.asarray(canvas, dtype=np.uint8)
 
 
-def sharpness(pixels: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian."""
-    x = pixels.astype(np.float32)
-    laplacian = x[1:-1, :-2] + x[1:-1, 2:] + x[:-2, 1:-1] + x[2:, 1:-1] - 4 * x[1:-1, 1:-1]
-    return float(laplacian.var())
-
-
-def border_brightness(pixels: np.ndarray, share: float = 0.05) -> float:
-    """Mean grey level of the outer `share` of each side."""
-    k = max(1, round(pixels.shape[0] * share))
-    mask = np.ones(pixels.shape, bool)
-    mask[k:-k, k:-k] = False
-    return float(pixels[mask].mean())
-
-
-TRAITS: dict[str, Callable[[np.ndarray], float]] = {"sharpness": sharpness, "border brightness": border_brightness}
 
 
 def sample(examples: list[Example], per_class: int, seed: int) -> list[Example]:
@@ -112,6 +98,13 @@ def sample(examples: list[Example], per_class: int, seed: int) -> list[Example]:
 def _figures(delta: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
     return {"mean_dp": float(delta.mean()), "p10_dp": float(np.percentile(delta, 10)),
             "p90_dp": float(np.percentile(delta, 90)), "flipped": float(flipped.mean())}
+
+
+def _rank_correlation(trait: np.ndarray, p: np.ndarray) -> float | None:
+    """Spearman ρ, or None where the trait or P does not vary (no ranking to correlate)."""
+    if np.ptp(trait) == 0 or np.ptp(p) == 0:
+        return None
+    return float(spearmanr(trait, p).statistic)
 
 
 def run(model: LoadedModel, examples: list[Example], operating_point: str | None = None) -> dict[str, object]:
@@ -132,10 +125,11 @@ def run(model: LoadedModel, examples: list[Example], operating_point: str | None
         flipped = (after >= point.threshold) != (before >= point.threshold)
         changes[label] = {cls: _figures(after[y == k] - before[y == k], flipped[y == k])
                           for k, cls in enumerate(model.metadata.labels)}
+    measured = acquisition.traits_of(pixels)
     traits = {
-        trait: {cls: float(spearmanr([measure(p) for p in pixels[y == k]], before[y == k]).statistic)
+        trait: {cls: _rank_correlation(measured[y == k, column], before[y == k])
                 for k, cls in enumerate(model.metadata.labels)}
-        for trait, measure in TRAITS.items()
+        for column, trait in enumerate(acquisition.FEATURES)
     }
     return {"model_version": model.version, "operating_point": name, "threshold": point.threshold,
             "n_per_class": {cls: int(np.sum(y == k)) for k, cls in enumerate(model.metadata.labels)},
@@ -167,5 +161,9 @@ def write(report: dict[str, object], out: Path) -> None:
                      f"| {p['mean_dp']:+.3f} | {p['p10_dp']:+.3f} | {p['flipped']:.0%} |")
     lines += ["", "Spearman ρ of P with acquisition traits, within each class (0: not used):", "",
               f"| trait | {negative} | {positive} |", "| --- | --- | --- |"]
-    lines += [f"| {trait} | {r[negative]:+.2f} | {r[positive]:+.2f} |" for trait, r in traits.items()]
+    lines += [f"| {trait} | {_signed(r[negative])} | {_signed(r[positive])} |" for trait, r in traits.items()]
     (out / "audit.md").write_text("\n".join(lines) + "\n")
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
