@@ -50,8 +50,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8080 \
     GATEWAY_MODEL_DIR=/models/pneumonia
+# /var/spool/gateway: the DICOMweb spool's mount point (docker-compose). A new named volume mounted there takes
+# this folder's owner, so uid 10001 can write it; Kubernetes gives its volume the pod's fsGroup instead.
 RUN groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app \
+    && install -d -o 10001 -g 10001 -m 0750 /var/spool/gateway
 WORKDIR /app
 COPY --from=gateway-deps /opt/venv /opt/venv
 COPY radiograph/ radiograph/

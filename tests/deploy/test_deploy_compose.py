@@ -7,7 +7,8 @@ import re
 
 import pytest
 import yaml
-from test_deploy_kubernetes import render, tensorflow_version
+from k8s_render import render
+from test_deploy_kubernetes import tensorflow_version
 
 from devtools.live_servers import REPO
 from serving.config import Settings
@@ -97,6 +98,17 @@ def test_gateway_is_wired_to_serving_and_locked_down(compose: dict) -> None:
     assert gateway["build"] == {"context": ".", "target": "gateway"}
     assert gateway["read_only"] is True and gateway["tmpfs"] == ["/tmp"] and gateway["cap_drop"] == ["ALL"]
     assert env["GATEWAY_API_KEYS_FILE"] == f"/run/secrets/{gateway['secrets'][0]}"
+
+
+def test_the_spool_is_a_named_volume_the_gateway_can_write(compose: dict) -> None:
+    """The DICOMweb spool outlives the container (a named volume, not the container's layer or a tmpfs), and the
+    image creates its mount point owned by the gateway's uid: Docker gives a new named volume that owner."""
+    gateway = services(compose)["gateway"]
+    spool = gateway["environment"]["GATEWAY_SPOOL_DIR"]
+    assert [v.split(":")[0] for v in gateway["volumes"] if v.split(":")[1] == spool] == ["gateway-spool"]
+    assert spool not in gateway["tmpfs"] and "gateway-spool" in compose["volumes"]
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8").split(" AS gateway", 1)[1]
+    assert re.search(rf"install -d -o 10001 -g 10001 (-m \d+ )?{re.escape(spool)}\b", dockerfile)
 
 
 def test_prometheus_and_grafana_load_the_repos_config(compose: dict) -> None:

@@ -1,49 +1,30 @@
 """Kubernetes manifests: rendered by kustomize (kubectl's), validated offline against the Kubernetes OpenAPI
 schemas (kubernetes-validate, strict), held to the pod policy, and checked for the objects the deployment
-relies on (GPU scheduling, probes, headless Service, HPA, PDBs, NetworkPolicies, API-key Secret, Job)."""
+relies on (GPU scheduling, probes, headless Service, HPA, PDBs, NetworkPolicies, API-key Secret, Job). The PACS
+intake's spool and wiring: test_deploy_pacs_intake.py."""
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 
 import kubernetes_validate
 import pytest
-import yaml
 from k8s_policy import pod_spec, violations, workloads
+from k8s_render import TARGETS, container, env_of, one, render
 
 from devtools.live_servers import REPO
 from serving.config import Settings
-from tests.deploy.tools import tool
 
-TARGETS = ("k8s/overlays/production", "k8s/overlays/cpu", "k8s/jobs/batch-score")
 # oldest Kubernetes the manifests target (lifecycle.preStop.sleep is on by default from 1.30) and the newest
 # the schemas know
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 # Secrets the platform creates outside git (docs/deployment.md), referenced by name only
-EXTERNAL_SECRETS = {"gateway-api-keys", "gateway-tls", "batch-score-api-key"}
-
-
-def render(target: str) -> list[dict]:
-    result = subprocess.run(
-        [tool("kubectl"), "kustomize", str(REPO / target)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+EXTERNAL_SECRETS = {"gateway-api-keys", "gateway-tls", "batch-score-api-key", "pacs-results-credentials"}
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
     return {target: render(target) for target in TARGETS}
-
-
-def one(resources: list[dict], kind: str, name: str) -> dict:
-    (found,) = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
-    return found
-
-
-def container(resources: list[dict], kind: str, name: str) -> dict:
-    return pod_spec(one(resources, kind, name))["containers"][0]
 
 
 def schema_errors(resources: list[dict], version: str) -> list[str]:
@@ -118,8 +99,11 @@ def test_pods_reference_only_objects_that_exist(rendered: dict, target: str) -> 
             for env in c.get("env", []):
                 if "secretKeyRef" in env.get("valueFrom", {}):
                     missing.add(("Secret", env["valueFrom"]["secretKeyRef"]["name"]))
+                if "configMapKeyRef" in env.get("valueFrom", {}):
+                    missing.add(("ConfigMap", env["valueFrom"]["configMapKeyRef"]["name"]))
             mounts = {m["name"] for m in c.get("volumeMounts", [])}
-            assert mounts <= {v["name"] for v in pod.get("volumes", [])}
+            claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
+            assert mounts <= {v["name"] for v in pod.get("volumes", [])} | claims
     external = {("Secret", name) for name in EXTERNAL_SECRETS}
     assert missing - present - external == set()
 
@@ -166,10 +150,6 @@ def test_grpc_is_spread_over_serving_replicas(rendered: dict) -> None:
     assert "grpc.max_connection_age_ms=" in args
 
 
-def env_of(c: dict) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in c.get("env", [])}
-
-
 def test_gateway_settings_are_real_and_keys_come_from_a_secret(rendered: dict) -> None:
     resources = rendered["k8s/overlays/production"]
     gateway = container(resources, "Deployment", "gateway")
@@ -194,12 +174,12 @@ def test_gateway_scales_and_survives_disruptions(rendered: dict) -> None:
     assert hpa["spec"]["minReplicas"] >= 2
     budgets = [r for r in resources if r["kind"] == "PodDisruptionBudget"]
     covered = Counter()
-    for deployment in (r for r in resources if r["kind"] == "Deployment"):
-        labels = deployment["spec"]["template"]["metadata"]["labels"]
+    for workload in (r for r in resources if r["kind"] in {"Deployment", "StatefulSet"}):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
         for budget in budgets:
             if budget["spec"]["selector"]["matchLabels"].items() <= labels.items():
-                covered[deployment["metadata"]["name"]] += 1
-    assert covered == {"gateway": 1, "tfserving": 1}
+                covered[workload["metadata"]["name"]] += 1
+    assert covered == {"gateway": 1, "tfserving": 1, "pacs-intake": 1}
 
 
 def test_services_select_pods(rendered: dict) -> None:
@@ -215,7 +195,8 @@ def test_network_policies_isolate_serving_and_gateway(rendered: dict) -> None:
     assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     serving_in = policies["tfserving"]["ingress"]
     grpc_peers = [peer for rule in serving_in if {"port": 8500} in rule["ports"] for peer in rule["from"]]
-    assert grpc_peers == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    assert grpc_peers == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": name}}}
+                          for name in ("gateway", "pacs-intake")]
     gateway_in = [peer for rule in policies["gateway"]["ingress"] for peer in rule["from"]]
     namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in gateway_in
                   if "namespaceSelector" in p}
@@ -227,8 +208,9 @@ def test_network_policies_isolate_serving_and_gateway(rendered: dict) -> None:
 def test_pods_are_annotated_for_prometheus(rendered: dict) -> None:
     resources = rendered["k8s/overlays/production"]
     annotations = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]
-                   for d in resources if d["kind"] == "Deployment"}
+                   for d in resources if d["kind"] in {"Deployment", "StatefulSet"}}
     assert annotations["gateway"]["prometheus.io/path"] == "/metrics"
+    assert annotations["pacs-intake"]["prometheus.io/path"] == "/metrics"
     assert annotations["tfserving"]["prometheus.io/path"] == "/monitoring/prometheus/metrics"
     assert {a["prometheus.io/scrape"] for a in annotations.values()} == {"true"}
 
