@@ -43,11 +43,11 @@ class DicomwebService:
         await anyio.to_thread.run_sync(spool.open)
         self.audit = audit
         self.worker = Worker(spool, ResultsStore(self.settings), scorer, audit, self.metrics, self.settings)
-        self.worker.update_gauges()
+        await anyio.to_thread.run_sync(self.worker.update_gauges)
         self._task = asyncio.create_task(self.worker.run(), name="dicomweb-worker")
         log.info(
             "DICOMweb intake on: %d instance(s) to score, %d result(s) to write back",
-            len(spool.incoming()), len(spool.outbox()),
+            len(await anyio.to_thread.run_sync(spool.incoming)), len(await anyio.to_thread.run_sync(spool.outbox)),
         )
 
     async def close(self) -> None:
@@ -88,7 +88,7 @@ class DicomwebService:
             self.metrics.received.labels(verdict.reason).inc()
         if response.stored:
             self.worker.wake.set()
-            self.worker.update_gauges()
+            await anyio.to_thread.run_sync(self.worker.update_gauges)
         log.info(
             "STOW-RS request", extra={"fields": {"stored": len(response.stored), "failed": len(response.failed)}}
         )

@@ -18,7 +18,7 @@ import random
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
 from pydicom import dcmread
@@ -74,18 +74,32 @@ class Worker:
         while True:
             self.wake.clear()
             worked = False
-            if self.scoring.ready() and (pending := self.spool.incoming()):
-                worked |= await self._score(pending[0])
-            if self.delivery.ready() and (results := self.spool.outbox()):
-                worked |= await self._deliver(results[0])
-            self.update_gauges()
+            # the spool is listed in a thread: with a backlog of thousands of files it takes a while
+            if self.scoring.ready() and (pending := await anyio.to_thread.run_sync(self.spool.incoming)):
+                worked |= await self._stage(self._score, pending[0], self.scoring)
+            if self.delivery.ready() and (results := await anyio.to_thread.run_sync(self.spool.outbox)):
+                worked |= await self._stage(self._deliver, results[0], self.delivery)
+            await anyio.to_thread.run_sync(self.update_gauges)
             if not worked:
                 waits = [b.wait_s() for b in (self.scoring, self.delivery) if not b.ready()]
-                # woken by the intake at once; else when a backoff ends (re-checked at least every 5 s)
+                # woken by the intake at once; else when a backoff ends (re-checked at least every 5 s). Not
+                # `asyncio.wait_for`: on 3.11 it swallows a cancellation that comes as the event is set (hung shutdown)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=min([5.0, *waits]) or 0.01)
+                    async with asyncio.timeout(min([5.0, *waits]) or 0.01):
+                        await self.wake.wait()
+
+    async def _stage(self, step: Callable[[Item], Awaitable[bool]], item: Item, backoff: Backoff) -> bool:
+        """An unexpected error pauses the stage instead of ending the worker (nothing would be scored or written
+        back until a restart). Only its type is logged: messages of pydicom and highdicom quote element values."""
+        try:
+            return await step(item)
+        except Exception as exc:
+            pause = backoff.failed()
+            log.error("the DICOMweb worker failed (%s); retrying in %.1f s", type(exc).__name__, pause)
+            return False
 
     def update_gauges(self) -> None:
+        """Lists the spool's folders: call it in a thread."""
         self.metrics.outbox.labels("scoring").set(len(self.spool.incoming()))
         self.metrics.outbox.labels("delivery").set(len(self.spool.outbox()))
         self.metrics.outbox.labels("failed").set(len(self.spool.failed()))
@@ -103,9 +117,14 @@ class Worker:
                 return True
             metadata = await self.scorer.backend.metadata(result.model_version)
             explained = await self.scorer.explain(data, None, request_id) if self.settings.results_heatmap else None
-            built = await anyio.to_thread.run_sync(
-                lambda: self._build(data, result, metadata.positive_label, explained)
-            )
+            try:
+                built = await anyio.to_thread.run_sync(
+                    lambda: self._build(data, result, metadata.positive_label, explained)
+                )
+            except Exception as exc:  # highdicom refuses this header (e.g. PatientSex "X"): retrying is futile
+                log.error("no result can be built for a spooled instance (%s); moved to failed/", type(exc).__name__)
+                await anyio.to_thread.run_sync(self.spool.give_up, item)
+                return True
             for kind, encoded in built.items():
                 await anyio.to_thread.run_sync(self.spool.put_result, item.key, kind, encoded)
             await anyio.to_thread.run_sync(self.spool.done, item)
@@ -154,8 +173,7 @@ class Worker:
     async def _deliver(self, item: Item) -> bool:
         kind = item.path.name.split(".")[1]
         try:
-            data = await anyio.to_thread.run_sync(item.path.read_bytes)
-            instance = dcmread(io.BytesIO(data))
+            instance = await anyio.to_thread.run_sync(lambda: dcmread(io.BytesIO(item.path.read_bytes())))
             await anyio.to_thread.run_sync(self.store.store, instance, abandon_on_cancel=True)
         except FileNotFoundError:
             return True
