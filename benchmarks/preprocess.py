@@ -43,7 +43,7 @@ def draft_pixels(data: bytes, size: int) -> np.ndarray:
 PixelPath = Callable[[bytes, int], np.ndarray]
 PATHS: dict[str, PixelPath] = {
     "ours": lambda data, size: imaging.load_radiograph(data, size).pixels,
-    "naive": lambda data, size: np.asarray(imaging.resized_gray(imaging.decode(data, size), size)),
+    "naive": lambda data, size: np.asarray(imaging.resized_gray(imaging.decode(data), size)),
     "draft": draft_pixels,
 }
 

@@ -64,7 +64,7 @@ def load_radiograph(
         image = dicom.decode_dicom(data, max_pixels=max_pixels, modalities=modalities)
     else:
         try:
-            image = decode(data, size, max_pixels=max_pixels)
+            image = decode(data, max_pixels=max_pixels)
         except UnsupportedImageFormat as exc:
             raise UnsupportedImageFormat(f"{exc}; DICOM Part 10 files (DICM at byte 128) are accepted too") from exc
     decoded = time.perf_counter()
@@ -73,7 +73,7 @@ def load_radiograph(
     return Radiograph(pixels, width, height, decoded - started, time.perf_counter() - decoded)
 
 
-def decode(data: bytes, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """JPEG or PNG bytes → decoded, upright PIL image. `info["source_size"]` keeps the encoded (width, height)."""
     if not data:
         raise EmptyImage("the image is empty")
@@ -113,7 +113,7 @@ def preprocess(image: Image.Image, size: int) -> np.ndarray:
     """
     try:
         gray = resized_gray(image, size)
-        return np.asarray(gray, dtype=np.uint8) if image.size == (size, size) else as_training_jpeg(gray, size)
+        return np.asarray(gray, dtype=np.uint8) if image.size == (size, size) else as_training_jpeg(gray)
     except (OSError, ValueError) as exc:
         raise ImageError(f"cannot convert image: {exc}") from exc
 
@@ -123,12 +123,12 @@ def resized_gray(image: Image.Image, size: int) -> Image.Image:
     return _to_gray(image).resize((size, size), Image.Resampling.BICUBIC)
 
 
-def as_training_jpeg(gray: Image.Image, size: int) -> np.ndarray:
+def as_training_jpeg(gray: Image.Image) -> np.ndarray:
     """A grayscale picture → its pixels after the JPEG round trip `train/` went through (RGB, quality 75),
     read back by `decode` as the training files are."""
     buffer = io.BytesIO()
     gray.convert("RGB").save(buffer, "JPEG", quality=TRAINING_JPEG_QUALITY)
-    return np.asarray(_to_gray(decode(buffer.getvalue(), size)), dtype=np.uint8)
+    return np.asarray(_to_gray(decode(buffer.getvalue())), dtype=np.uint8)
 
 
 def _to_gray(image: Image.Image) -> Image.Image:

@@ -44,7 +44,7 @@ def gateway(data: bytes, size: int) -> np.ndarray:
 
 
 def resized_only(data: bytes, size: int) -> np.ndarray:
-    return np.asarray(imaging.resized_gray(imaging.decode(data, size), size), dtype=np.uint8)
+    return np.asarray(imaging.resized_gray(imaging.decode(data), size), dtype=np.uint8)
 
 
 PATHS: dict[str, Callable[[bytes, int], np.ndarray]] = {

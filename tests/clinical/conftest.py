@@ -35,7 +35,7 @@ def pictures(gateway: TestClient, data_dir: Path) -> list[Picture]:
     for truth in ("NORMAL", "PNEUMONIA"):
         for path in sorted((data_dir / "train" / truth).glob("*.jpeg"))[:PER_CLASS]:
             jpeg = path.read_bytes()
-            gray = np.asarray(imaging.decode(jpeg, 224).convert("L"))
+            gray = np.asarray(imaging.decode(jpeg).convert("L"))
             body = _score(gateway, jpeg, "image/jpeg")
             result.append(Picture(path.name, truth, jpeg, gray, float(body["probability"]), float(body["threshold"])))
     return result

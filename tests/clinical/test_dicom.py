@@ -73,7 +73,7 @@ def test_jpeg_baseline_dicom_of_a_fullsize_radiograph(
     for path, _ in fullres_samples[:: len(fullres_samples) - 1]:
         jpeg = path.read_bytes()
         reference = gateway.post("/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"}).json()
-        rows, columns = np.asarray(imaging.decode(jpeg, 224)).shape
+        rows, columns = np.asarray(imaging.decode(jpeg)).shape
         data = dicom_files.to_bytes(dicom_files.jpeg_baseline(jpeg, rows, columns))
         body = gateway.post("/v1/predict", files={"file": ("x.dcm", data, "application/dicom")}).json()
         assert abs(body["probability"] - reference["probability"]) <= PROBABILITY_TOLERANCE

@@ -49,7 +49,7 @@ def pneumonia_picture(data_dir: Path) -> Picture:
     """A PNEUMONIA training picture (the SR then carries subtype probabilities), and a grayscale JPEG of it
     (the training files are 3-component JPEGs: a DICOM frame of one is not MONOCHROME2)."""
     path = sorted((data_dir / "train" / "PNEUMONIA").glob("*.jpeg"))[0]
-    gray = imaging.decode(path.read_bytes(), 224).convert("L")
+    gray = imaging.decode(path.read_bytes()).convert("L")
     buffer = io.BytesIO()
     gray.save(buffer, format="JPEG", quality=95)
     return Picture(buffer.getvalue(), np.asarray(gray))
