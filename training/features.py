@@ -9,9 +9,8 @@ Views: `clean` (as decoded), `shift<k>` (a seeded `augment.shift` copy), `frame<
 `swap` (`framing.swapped_copies`: the shortcut-balanced view) and `swapshift<k>` (swapped, then
 shifted). Training uses the train views; model selection and thresholds use the validation views,
 every view but `clean` being part of the hard validation set. Validation views are also cached
-under each non-identity test-time transform
-(`tta_val_<view>_<transform>.npy`), so the operating points are chosen on the exported model's
-averaged scores.
+under each non-identity test-time transform (`tta_val_<view>_<transform>.npy`), so the operating
+points are chosen on the exported model's averaged scores.
 """
 
 from __future__ import annotations
@@ -41,9 +40,7 @@ def prepare_split(
     for name, examples in parts.items():
         target = cache / f"pixels_{name}.npy"
         if not target.exists():
-            partial = target.with_name(f"partial-pixels_{name}.npy")
-            np.save(partial, load_pixels(examples, size))
-            partial.rename(target)
+            _save_whole(target, load_pixels(examples, size))
     manifest = {
         name: [{**asdict(e), "path": str(e.path)} for e in examples] for name, examples in parts.items()
     }
@@ -96,8 +93,8 @@ def view_pixels(cache: Path, part: str, view: str, strength: float, seed: int) -
         return augment.shifted_copies(pixels, seed=seed * 1000 + 300 + index, strength=strength)
     if view.startswith("swap"):
         pixels = framing.swapped_copies(pixels, labels)
-        view = view.removeprefix("swap") or "clean"
-        if view == "clean":
+        view = view.removeprefix("swap")
+        if not view:
             return pixels
     index = int(view.removeprefix("shift"))
     return augment.shifted_copies(pixels, seed=seed * 1000 + index + offset, strength=strength)
@@ -123,8 +120,13 @@ def cache_grids(
         if (start // batch) % 20 == 0 or done == len(pixels):
             rate = done / max(time.monotonic() - started, 1e-9)
             log.info("activations %s: %d/%d (%.1f img/s)", name, done, len(pixels), rate)
-    partial = target.with_name(f"partial-{name}.npy")  # an interrupted run leaves no complete-looking file
-    np.save(partial, out)
+    _save_whole(target, out)
+
+
+def _save_whole(target: Path, array: np.ndarray) -> None:
+    """`np.save` under a `partial-` name, then renamed: an interrupted run leaves no complete-looking file."""
+    partial = target.with_name(f"partial-{target.name}")
+    np.save(partial, array)
     partial.rename(target)
 
 
