@@ -35,9 +35,7 @@ def examine(
     if not dicom.is_dicom(data):
         return stow.Failure(stow.CANNOT_UNDERSTAND, "not_dicom_part10")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warnings quote element values
-            header = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        header = read_header(data)
         sop_class, sop_instance = str(header.SOPClassUID), str(header.SOPInstanceUID)
         study = str(header.StudyInstanceUID)
     except Exception:  # malformed files raise many types; their messages can quote values
@@ -65,6 +63,13 @@ def examine(
     except imaging.ImageError:
         return refused(stow.CANNOT_UNDERSTAND, "undecodable_pixels")
     return Accepted(sop_class, sop_instance, study)
+
+
+def read_header(data: bytes) -> Dataset:
+    """A Part 10 file's data set without its pixel data; pydicom's warnings (they quote element values) muted."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dcmread(io.BytesIO(data), stop_before_pixels=True)
 
 
 def is_lateral(header: Dataset) -> bool:

@@ -17,7 +17,6 @@ import logging
 import random
 import time
 import uuid
-import warnings
 from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
@@ -26,7 +25,7 @@ from pydicom.dataset import Dataset
 
 from serving import errors
 from serving.config import Settings
-from serving.dicomweb import heatmap, report, uids
+from serving.dicomweb import heatmap, intake, report, uids
 from serving.dicomweb.delivery import DeliveryError, ResultsStore
 from serving.dicomweb.metrics import DicomwebMetrics
 from serving.dicomweb.spool import Item, Spool
@@ -118,7 +117,7 @@ class Worker:
             metadata = await self.scorer.backend.metadata(result.model_version)
             explained = await self.scorer.explain(data, None, request_id) if self.settings.results_heatmap else None
             try:
-                built = await anyio.to_thread.run_sync(
+                source, built = await anyio.to_thread.run_sync(
                     lambda: self._build(data, result, metadata.positive_label, explained)
                 )
             except Exception as exc:  # highdicom refuses this header (e.g. PatientSex "X"): retrying is futile
@@ -128,7 +127,7 @@ class Worker:
             for kind, encoded in built.items():
                 await anyio.to_thread.run_sync(self.spool.put_result, item.key, kind, encoded)
             await anyio.to_thread.run_sync(self.spool.done, item)
-            self._audit(data, result)
+            self._audit(data, source, result)
             self.scoring.succeeded()
             return True
         except FileNotFoundError:
@@ -142,10 +141,9 @@ class Worker:
 
     def _build(
         self, data: bytes, verdict: Verdict, positive_label: str, explained: ExplainedVerdict | None
-    ) -> dict[str, bytes]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            source = dcmread(io.BytesIO(data), stop_before_pixels=True)
+    ) -> tuple[Dataset, dict[str, bytes]]:
+        """(the source's header, the encoded results by kind)."""
+        source = intake.read_header(data)
         built: dict[str, Dataset] = {"sr": report.build_sr(source, verdict, positive_label)}
         if explained is not None:
             built["sc"] = heatmap.build_sc(source, explained.pixels, explained.heatmap, verdict)
@@ -154,12 +152,9 @@ class Worker:
             buffer = io.BytesIO()
             instance.save_as(buffer, enforce_file_format=True)
             encoded[kind] = buffer.getvalue()
-        return encoded
+        return source, encoded
 
-    def _audit(self, data: bytes, verdict: Verdict) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            source = dcmread(io.BytesIO(data), stop_before_pixels=True)
+    def _audit(self, data: bytes, source: Dataset, verdict: Verdict) -> None:
         fields = {
             "event": "dicomweb_result",
             "request_id": request_id_var.get(),
