@@ -96,11 +96,8 @@ def train_run(
     val_features = {key.removeprefix("val_"): averaged_features(top, load_tta_grids(cache, key)) for key in val_keys}
     scores = {name: probabilities(head, x) for name, x in val_features.items()}
     points = operating_points({name: (y_val, p) for name, p in scores.items()})
-    averaging = {
-        name: {"single_view": auc(y_val, probabilities(head, pooled_features(top, grids[f"val_{name}"]))),
-               "averaged": auc(y_val, p)}
-        for name, p in scores.items()
-    }
+    kept = tuning["history"][tuning["best_epoch"]]  # fine-tuning scored each view as sent, with these weights
+    averaging = {name: {"single_view": kept[name], "averaged": auc(y_val, p)} for name, p in scores.items()}
     subtypes_train = subtype_targets(split["train"])
     subtype_head = fit_subtype_head(
         np.concatenate([features[k] for k in train_keys]),
