@@ -53,13 +53,19 @@ def features(
                                                "proportions); add the shortcut-balanced validation views")] = False,
     val_fraction: float = 0.15,
     seed: Seed = 7,
+    zoom_range: Annotated[
+        tuple[float, float] | None,
+        typer.Option(help="Zoom range of the framed training views (default 0.87 1.2, version 5's recipe)"),
+    ] = None,
+    zoom_views: Annotated[bool, typer.Option(help="Add the zoomed validation views (zoomin, zoomout) to the "
+                                                  "hard set")] = False,
 ) -> None:
-    """Split train/ by patient and cache the lower backbone's activations of clean, shifted, framed and
-    shortcut-balanced views."""
+    """Split train/ by patient and cache the lower backbone's activations of clean, shifted, framed,
+    shortcut-balanced and zoomed views."""
     _logging()
     from training.features import cache_views
 
-    cache_views(data_dir, weights, cache, train_views, val_views, framing, val_fraction, seed)
+    cache_views(data_dir, weights, cache, train_views, val_views, framing, val_fraction, seed, zoom_range, zoom_views)
 
 
 RunDir = Annotated[Path, typer.Option(help="Training run folder: head weights and training.json")]

@@ -6,8 +6,10 @@ hold for the exported float32 graph.
 
 Views: `clean` (as decoded), `shift<k>` (a seeded `augment.shift` copy), `frame<k>` (a seeded
 `framing.framed_copies` copy, then shifted at strength 1: proportions carry no class information),
-`swap` (`framing.swapped_copies`: the shortcut-balanced view) and `swapshift<k>` (swapped, then
-shifted). Training uses the train views; model selection and thresholds use the validation views,
+`swap` (`framing.swapped_copies`: the shortcut-balanced view), `swapshift<k>` (swapped, then
+shifted) and `zoomin` / `zoomout` (`framing.ZOOM_VIEWS`: centred zooms, proportions kept). The framing
+recipe (the training zoom range) is kept in the cache's `framing.json`. Training uses the train
+views; model selection and thresholds use the validation views,
 every view but `clean` being part of the hard validation set. Validation views are also cached
 under each non-identity test-time transform (`tta_val_<view>_<transform>.npy`), so the operating
 points are chosen on the exported model's averaged scores.
@@ -23,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training import augment, framing
+from training import augment
+from training import framing as framing_module
 from training.data import Example, grouped_split, index_split, labels_of, load_pixels
 from training.graph import INPUT_SIZE, TTA_TRANSFORMS, BottomExtractor, build_backbone, split_backbone
 
@@ -53,18 +56,22 @@ def prepare_split(
 
 def cache_views(
     data_dir: Path, weights: str, cache: Path, train_views: int, val_views: int, framing: bool, val_fraction: float,
-    seed: int,
+    seed: int, zoom_range: tuple[float, float] | None = None, zoom_views: bool = False,
 ) -> None:
     """Split `train/` by patient and cache the lower backbone's activations of the views: validation
     `clean` and `shift<k>` (with `framing`, also `swap` and `swapshift<k>`) under every test-time
-    transform; training `clean` and `shift<k>`, or with `framing` `frame<k>` only."""
+    transform; training `clean` and `shift<k>`, or with `framing` `frame<k>` only (framed with
+    `zoom_range`, default `framing.ZOOM`); with `zoom_views`, also the zoomed validation views."""
     prepare_split(data_dir, cache, INPUT_SIZE, val_fraction, seed)
+    _save_recipe(cache, zoom_range or framing_module.ZOOM)
     bottom, _ = split_backbone(build_backbone(INPUT_SIZE, weights))
     extractor = BottomExtractor(bottom)
     val = [("val", "clean", 1.0)] + [("val", f"shift{k}", 1.5) for k in range(val_views)]
     if framing:
         val += [("val", "swap", 1.0)] + [("val", f"swapshift{k}", 1.5) for k in range(val_views)]
         train = [("train", f"frame{k}", 1.0) for k in range(train_views)]
+        if zoom_views:
+            val += [("val", name, 1.0) for name in framing_module.ZOOM_VIEWS]
     else:
         train = [("train", "clean", 1.0)] + [("train", f"shift{k}", 1.0) for k in range(train_views)]
     jobs = [(*job, transform) for job in val for transform in TTA_TRANSFORMS]
@@ -89,15 +96,35 @@ def view_pixels(cache: Path, part: str, view: str, strength: float, seed: int) -
     offset = 500 if part == "val" else 0
     if view.startswith("frame"):
         index = int(view.removeprefix("frame"))
-        pixels = framing.framed_copies(pixels, labels, seed=seed * 1000 + 200 + index)
+        zoom_range = _load_recipe(cache)
+        pixels = framing_module.framed_copies(pixels, labels, seed=seed * 1000 + 200 + index, zoom_range=zoom_range)
         return augment.shifted_copies(pixels, seed=seed * 1000 + 300 + index, strength=strength)
+    if view in framing_module.ZOOM_VIEWS:
+        return framing_module.zoomed_copies(pixels, framing_module.ZOOM_VIEWS[view])
     if view.startswith("swap"):
-        pixels = framing.swapped_copies(pixels, labels)
+        pixels = framing_module.swapped_copies(pixels, labels)
         view = view.removeprefix("swap")
         if not view:
             return pixels
     index = int(view.removeprefix("shift"))
     return augment.shifted_copies(pixels, seed=seed * 1000 + index + offset, strength=strength)
+
+
+def _save_recipe(cache: Path, zoom_range: tuple[float, float]) -> None:
+    """The training framing's zoom range; a cache built with another one is refused (its views would mix)."""
+    target = cache / "framing.json"
+    recipe = {"zoom_range": [float(z) for z in zoom_range]}
+    if target.exists() and json.loads(target.read_text()) != recipe:
+        raise ValueError(f"{cache} was built with framing {target.read_text()}, not {recipe}: use another cache")
+    target.write_text(json.dumps(recipe))
+
+
+def _load_recipe(cache: Path) -> tuple[float, float]:
+    target = cache / "framing.json"
+    if not target.exists():  # caches made before the recipe was recorded used version 5's
+        return framing_module.ZOOM
+    low, high = json.loads(target.read_text())["zoom_range"]
+    return (low, high)
 
 
 def cache_grids(

@@ -24,7 +24,12 @@ ORIGINAL_ASPECT = (1.22, 1.50)
 TARGET_STRETCH = (1.0, 1.8)
 """Range of the anatomy's vertical stretch in a framed view, the same for both classes."""
 ZOOM = (0.87, 1.2)
-"""Range of the isotropic zoom of a framed view (below 1: zoomed out, borders padded)."""
+"""Range of the isotropic zoom of a framed view (below 1: zoomed out, borders padded): version 5's recipe."""
+WIDE_ZOOM = (0.75, 1.33)
+"""The wider zoom range of version 6's recipe (`features --zoom-range`): zoomed-out, padded framings and
+tighter crops than the audit's ±15–20 %, so that scale carries no information either."""
+ZOOM_VIEWS = {"zoomin": 1.25, "zoomout": 0.8}
+"""The zoomed validation views (original proportions, centred): what the audit found fragile, in the hard set."""
 OFFSET = 0.05
 """Largest shift of a framed view's centre, as a share of the side."""
 
@@ -55,13 +60,15 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return math.exp(rng.uniform(math.log(low), math.log(high)))
 
 
-def framed_copies(pixels: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+def framed_copies(
+    pixels: np.ndarray, labels: np.ndarray, seed: int, zoom_range: tuple[float, float] = ZOOM
+) -> np.ndarray:
     """One framed copy of each picture (uint8 [n, h, w]), reproducible from `seed`."""
     rng = np.random.default_rng(seed)
     out = np.empty_like(pixels)
     for i, (picture, label) in enumerate(zip(pixels, labels, strict=True)):
         stretch = _log_uniform(rng, *TARGET_STRETCH)
-        zoom = _log_uniform(rng, *ZOOM)
+        zoom = _log_uniform(rng, *zoom_range)
         offset = (float(rng.uniform(-OFFSET, OFFSET)), float(rng.uniform(-OFFSET, OFFSET)))
         out[i] = reframe(picture, stretch / ORIGINAL_ASPECT[int(label)], zoom, offset)
     return out
@@ -73,3 +80,8 @@ def swapped_copies(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray:
     for i, (picture, label) in enumerate(zip(pixels, labels, strict=True)):
         out[i] = reframe(picture, ORIGINAL_ASPECT[1 - int(label)] / ORIGINAL_ASPECT[int(label)])
     return out
+
+
+def zoomed_copies(pixels: np.ndarray, zoom: float) -> np.ndarray:
+    """Each picture zoomed `zoom` times about its centre, proportions kept (a zoomed validation view)."""
+    return np.stack([reframe(picture, 1.0, zoom) for picture in pixels])
