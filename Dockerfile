@@ -4,7 +4,7 @@
 # The model is NOT baked into the gateway: TF Serving owns it. The same image runs the embedded backend when
 # GATEWAY_SERVING_ADDRESS is unset and a model repository is mounted at GATEWAY_MODEL_DIR. Both images run as
 # uid 10001 on a read-only root filesystem; only /tmp (a tmpfs in compose and Kubernetes) is written.
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS gateway-deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

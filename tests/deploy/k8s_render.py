@@ -11,7 +11,7 @@ from k8s_policy import pod_spec
 from devtools.live_servers import REPO
 from tests.deploy.tools import tool
 
-TARGETS = ("k8s/overlays/production", "k8s/overlays/cpu", "k8s/jobs/batch-score")
+TARGETS = ("k8s/overlays/production", "k8s/overlays/cpu", "k8s/jobs/batch-score", "k8s/jobs/model-load")
 
 
 def render(target: str) -> list[dict]:

@@ -114,7 +114,7 @@ def test_hadolint_flags_a_careless_dockerfile(tmp_path: Path) -> None:
 def test_stages_and_pinned_base() -> None:
     assert list(stages()) == ["gateway-deps", "client-deps", "client", "gateway"]  # gateway: the default target
     (base,) = re.findall(r"ARG PYTHON_IMAGE=(\S+)", DOCKERFILE.read_text(encoding="utf-8"))
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # pyproject: requires-python 3.11
+    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-\w+", base), base  # requires-python 3.11
 
 
 @pytest.mark.parametrize("stage", ["gateway", "client"])
