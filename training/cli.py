@@ -1,5 +1,5 @@
-"""`python -m training features | train | ensemble | export | evaluate | audit | drift-reference | rebuild-run |
-resize-check`."""
+"""`python -m training features | train | ensemble | export | evaluate | audit | error-review | drift-reference |
+rebuild-run | resize-check`."""
 
 from __future__ import annotations
 
@@ -81,15 +81,20 @@ def train(
     epochs: Annotated[int, typer.Option(help="Epochs of head training on frozen features")] = 30,
     fine_tune_epochs: Annotated[int, typer.Option(help="Epochs of top-block fine-tuning (best kept)")] = 3,
     fine_tune_lr: Annotated[float, typer.Option(help="Learning rate of top-block fine-tuning")] = 1e-4,
+    pooling: Annotated[str, typer.Option(help="Cells of the top block's grid the heads read: whole (every "
+                                              "cell) or inner (the outermost ring left out)")] = "whole",
 ) -> None:
     """Fit the head on frozen features, fine-tune the top block with it; choose the head and the
     epoch on validation (single view), the thresholds on validation scored as the exported model
     scores (averaged over the test-time transforms)."""
     _logging()
     from training.fine_tune import FineTuneConfig
+    from training.graph import POOLINGS
     from training.train import train_run
 
-    tuning = FineTuneConfig(epochs=fine_tune_epochs, learning_rate=fine_tune_lr)
+    if pooling not in POOLINGS:
+        raise typer.BadParameter(f"{pooling!r} is not one of {', '.join(POOLINGS)}", param_hint="--pooling")
+    tuning = FineTuneConfig(epochs=fine_tune_epochs, learning_rate=fine_tune_lr, pooling=pooling)
     summary = train_run(weights, cache, run_dir, seed, epochs, tuning)
     for name, point in summary.operating_points.items():
         typer.echo(f"{name}: threshold {point.threshold:.4f} {point.validation}")
@@ -226,6 +231,26 @@ def audit(
     target = out / f"v{loaded.version}"
     shortcut_audit.write(report, target)
     typer.echo((target / "audit.md").read_text())
+
+
+@app.command("error-review")
+def error_review(
+    data_dir: DataDir,
+    model: ModelRoot = Path("models/pneumonia"),
+    version: Annotated[int | None, typer.Option(help="Model version; default: newest")] = None,
+    out: Annotated[Path, typer.Option(help="Report root: writes <out>/v<version>/errors.json, contact sheets")] = Path(
+        "reports/errors"),
+) -> None:
+    """Where the heatmap puts the evidence for the validation pictures misread at `screening` (false
+    positives, false negatives), against the correctly read ones: evidence outside the lung fields means
+    the model learnt the framing or the equipment."""
+    _logging()
+    from radiograph.savedmodel import LoadedModel
+    from training.error_review import review
+
+    loaded = LoadedModel.from_dir(model, version)
+    report = review(loaded, data_dir, out / f"v{loaded.version}")
+    typer.echo(json.dumps(report, indent=1))
 
 
 @app.command("resize-check")

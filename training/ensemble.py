@@ -56,7 +56,7 @@ def ensemble_run(weights: str, members: list[Path], cache: Path, run_dir: Path) 
 def member_logits(member: Member, grids: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(binary logits [n], subtype logits [n, classes]) of one member on one cached view's
     activations under every test-time transform."""
-    features = averaged_features(member.top, grids)
+    features = averaged_features(member.top, grids, member.pooling)
     return (
         member.head.predict(features, batch_size=1024, verbose=0)[:, 0],
         member.subtype_head.predict(features, batch_size=1024, verbose=0),

@@ -25,8 +25,8 @@ from radiograph.contract import (
     model_versions,
 )
 from training.data import LABELS, SUBTYPES
-from training.graph import INPUT_SIZE, TTA_TRANSFORMS, to_backbone_input, tta_transform
-from training.runs import Member, RunMismatch, load_run, member_dirs, read_summary
+from training.graph import INPUT_SIZE, TTA_TRANSFORMS, pooled_cells, pooled_mask, to_backbone_input, tta_transform
+from training.runs import Member, RunMismatch, load_run, member_dirs, pooling_of, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class PneumoniaModule(tf.Module):
         self.bottom = bottom
         self.tops = [m.top for m in members]
         self.heads = [m.head for m in members]
+        self.poolings = [m.pooling for m in members]
         self.subtype_heads = [m.subtype_head for m in members]
         self._metadata_json = metadata.model_dump_json()
         image_spec = tf.TensorSpec([None, metadata.input_height, metadata.input_width, 1], tf.uint8, name=IMAGE_INPUT)
@@ -76,7 +77,10 @@ class PneumoniaModule(tf.Module):
 
     def _logits(self, grids: list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """(binary logit [b], subtype logits [b, classes]), averaged over transforms and members."""
-        features = [tf.reduce_mean(grid, axis=[0, 2, 3]) for grid in grids]
+        features = [
+            tf.reduce_mean(pooled_cells(grid, pooling), axis=[0, 2, 3])
+            for grid, pooling in zip(grids, self.poolings, strict=True)
+        ]
         logits = [head(f, training=False)[:, 0] for head, f in zip(self.heads, features, strict=True)]
         subtypes = [head(f, training=False) for head, f in zip(self.subtype_heads, features, strict=True)]
         return tf.reduce_mean(logits, axis=0), tf.reduce_mean(subtypes, axis=0)
@@ -89,9 +93,10 @@ class PneumoniaModule(tf.Module):
         grids = self._grids(image)
         logit, _ = self._logits(grids)
         identity = TTA_TRANSFORMS.index("identity")
-        cam = tf.nn.relu(tf.reduce_mean([
+        cam = tf.nn.relu(tf.reduce_mean([  # each member's map on the cells its score reads
             tf.einsum("bhwc,c->bhw", grid[identity], head.get_layer("logit").kernel[:, 0])
-            for head, grid in zip(self.heads, grids, strict=True)
+            * pooled_mask(grid.shape[2], grid.shape[3], pooling)
+            for head, grid, pooling in zip(self.heads, grids, self.poolings, strict=True)
         ], axis=0))
         peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
         return {PROBABILITY_OUTPUT: tf.sigmoid(logit), HEATMAP_OUTPUT: tf.math.divide_no_nan(cam, peak)}
@@ -151,8 +156,8 @@ def model_metadata(run_dir: Path, weights: str) -> ModelMetadata:
         subtype_labels=SUBTYPES,
         description=f"ImageNet Xception on histogram-equalised input; {len(members)} member(s) (seeds), each "
         f"a top block fine-tuned for {epochs} epoch(s) with a logistic head on {_views(members)} of the Kermany "
-        "pediatric train/ split; scores averaged over the members and over the image as sent, mirrored, and "
-        "its central 90% enlarged.",
+        f"pediatric train/ split{_pooling(members)}; scores averaged over the members and over the image as sent, "
+        "mirrored, and its central 90% enlarged.",
         training={
             "backbone": "xception" if weights != "tiny" else "tiny",
             "split": summary["split"],
@@ -167,6 +172,12 @@ def model_metadata(run_dir: Path, weights: str) -> ModelMetadata:
             "test_time_transforms": list(TTA_TRANSFORMS),
         },
     )
+
+
+def _pooling(members: list[dict[str, Any]]) -> str:
+    if all(pooling_of(m) == "whole" for m in members):
+        return ""
+    return ", the heads reading the inner cells of the top block's grid only (not its outermost ring)"
 
 
 def _views(members: list[dict[str, Any]]) -> str:

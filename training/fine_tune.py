@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from training import metrics
-from training.graph import pooled_features
+from training.graph import pooled_features, pooling_layers
 from training.heads import balanced_class_weights
 from training.thresholds import hard_auc, probabilities
 
@@ -28,6 +28,8 @@ class FineTuneConfig:
     label_smoothing: float = 0.05
     batch_size: int = 32
     chunk: int = 2048
+    pooling: str = "whole"
+    """`graph.POOLINGS`: which cells of the top block's grid the head sees."""
 
 
 class FineTuning(TypedDict):
@@ -64,7 +66,10 @@ def fine_tune(
     after its last finished epoch (the optimiser's moments restart)."""
     keras.utils.set_random_seed(seed)
     grid = keras.Input(top.input_shape[1:])
-    model = keras.Model(grid, head(keras.layers.GlobalAveragePooling2D()(top(grid))))
+    x = top(grid)
+    for layer in pooling_layers(config.pooling):
+        x = layer(x)
+    model = keras.Model(grid, head(x))
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
@@ -76,7 +81,10 @@ def fine_tune(
     sample_weight = np.where(y == 1, weights[1], weights[0])
 
     def score() -> dict[str, float]:
-        aucs = {k: metrics.auc(val[1], probabilities(head, pooled_features(top, g))) for k, g in val[0].items()}
+        aucs = {
+            k: metrics.auc(val[1], probabilities(head, pooled_features(top, g, pooling=config.pooling)))
+            for k, g in val[0].items()
+        }
         return {**aucs, "hard": hard_auc(aucs)}
 
     resumed = _load_checkpoint(checkpoint, top, head) if checkpoint else None

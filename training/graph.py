@@ -144,19 +144,49 @@ class BottomExtractor:
         return self._runs[transform](images)
 
 
-def pooled_features(top: keras.Model, grids: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Top block on cached lower activations, globally average-pooled: the heads' input."""
+POOLINGS = ("whole", "inner")
+"""How the top block's last feature grid is average-pooled into the heads' features: `whole` (every cell;
+versions up to 5) or `inner` (the outermost ring of cells left out: on a chest film it holds the neck and
+shoulders, the abdomen, the borders and arms, where version 5's false positives put their evidence, so the
+score cannot rest on them)."""
+
+
+def pooled_cells(grid: tf.Tensor, pooling: str) -> tf.Tensor:
+    """The cells of [..., h, w, c] grids that `pooling` averages."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
+    return grid[..., 1:-1, 1:-1, :] if pooling == "inner" else grid
+
+
+def pooled_mask(height: int, width: int, pooling: str) -> np.ndarray:
+    """float32 [h, w]: 1 on the cells that `pooling` averages, 0 elsewhere (what a class activation map keeps)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
+    if pooling == "whole":
+        return np.ones((height, width), np.float32)
+    return np.pad(np.ones((height - 2, width - 2), np.float32), 1)
+
+
+def pooling_layers(pooling: str) -> list[keras.layers.Layer]:
+    """The Keras layers of `pooled_cells` + average, for training graphs."""
+    crop = [keras.layers.Cropping2D(1)] if pooling == "inner" else []
+    return [*crop, keras.layers.GlobalAveragePooling2D()]
+
+
+def pooled_features(top: keras.Model, grids: np.ndarray, batch: int = 256, pooling: str = "whole") -> np.ndarray:
+    """Top block on cached lower activations, average-pooled over the cells of `pooling`: the heads' input."""
     pooled = [
-        tf.reduce_mean(top(np.asarray(grids[s : s + batch], np.float32), training=False), axis=[1, 2]).numpy()
+        tf.reduce_mean(pooled_cells(top(np.asarray(grids[s : s + batch], np.float32), training=False), pooling),
+                       axis=[1, 2]).numpy()
         for s in range(0, len(grids), batch)
     ]
     return np.concatenate(pooled) if pooled else np.zeros((0, top.output_shape[-1]), np.float32)
 
 
-def averaged_features(top: keras.Model, grids: dict[str, np.ndarray]) -> np.ndarray:
+def averaged_features(top: keras.Model, grids: dict[str, np.ndarray], pooling: str = "whole") -> np.ndarray:
     """The exported model's features on cached activations: `pooled_features` averaged over the
     test-time transforms (`grids`: transform name → activations of that transform)."""
     missing = set(TTA_TRANSFORMS) - set(grids)
     if missing:
         raise ValueError(f"activations of the test-time transforms {sorted(missing)} are not cached")
-    return np.mean([pooled_features(top, grids[name]) for name in TTA_TRANSFORMS], axis=0)
+    return np.mean([pooled_features(top, grids[name], pooling=pooling) for name in TTA_TRANSFORMS], axis=0)

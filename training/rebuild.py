@@ -21,7 +21,7 @@ from radiograph.savedmodel import LoadedModel
 from training.export import PneumoniaModule, legacy_tracked_parts, read_variables, tracked_parts
 from training.graph import build_backbone, split_backbone
 from training.heads import HeadConfig
-from training.runs import load_members, save_run, untrained_member
+from training.runs import load_members, pooling_of, save_run, untrained_member
 
 SCORE_TOLERANCE = 1e-5
 """Largest difference of probability allowed between the rebuilt runs, exported again, and the SavedModel."""
@@ -36,7 +36,8 @@ def rebuild_runs(shipped: LoadedModel, weights: str, out_dir: Path) -> list[Path
     backbone = build_backbone(shipped.metadata.input_height, weights)
     bottom, top = split_backbone(backbone)
     members = [  # up to version 3 the member's top block is the backbone's own (read as part of it)
-        untrained_member(top if legacy else keras.models.clone_model(top), HeadConfig(**member["head"]))
+        untrained_member(top if legacy else keras.models.clone_model(top), HeadConfig(**member["head"]),
+                         pooling_of(member))
         for member in recorded
     ]
     parts = legacy_tracked_parts(backbone, members[0]) if legacy else tracked_parts(bottom, members)

@@ -35,6 +35,8 @@ class Member:
     top: keras.Model
     head: keras.Model
     subtype_head: keras.Model
+    pooling: str = "whole"
+    """`graph.POOLINGS`: the cells of the top block's grid its heads see."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,16 @@ def member_dirs(run_dir: Path) -> list[Path]:
     return [run_dir / ENSEMBLE_MEMBERS / name for name in names] if names else [run_dir]
 
 
-def untrained_member(top: keras.Model, config: HeadConfig) -> Member:
+def pooling_of(summary: dict[str, Any]) -> str:
+    """The pooling a member's run was trained with (runs that predate the choice pooled every cell)."""
+    return str(summary.get("fine_tuning", {}).get("config", {}).get("pooling", "whole"))
+
+
+def untrained_member(top: keras.Model, config: HeadConfig, pooling: str = "whole") -> Member:
     """`top` with fresh heads of `config`'s architecture: a member for trained weights to be loaded into."""
     features = top.output_shape[-1]
     return Member(top, build_head(features, config.dropout, config.l2),
-                  build_subtype_head(features, len(SUBTYPES), config.l2))
+                  build_subtype_head(features, len(SUBTYPES), config.l2), pooling)
 
 
 def load_members(run_dirs: list[Path], weights: str, size: int) -> tuple[keras.Model, list[Member]]:
@@ -71,8 +78,9 @@ def load_members(run_dirs: list[Path], weights: str, size: int) -> tuple[keras.M
     bottom, template = split_backbone(build_backbone(size, weights))
     members = []
     for run_dir in run_dirs:
-        config = HeadConfig(**read_summary(run_dir)["head"])
-        member = untrained_member(keras.models.clone_model(template), config)
+        summary = read_summary(run_dir)
+        head = HeadConfig(**summary["head"])
+        member = untrained_member(keras.models.clone_model(template), head, pooling_of(summary))
         member.top.load_weights(run_dir / "top.weights.h5")
         member.head.load_weights(run_dir / "head.weights.h5")
         member.subtype_head.load_weights(run_dir / "subtype.weights.h5")

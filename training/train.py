@@ -76,7 +76,8 @@ def train_run(
     split = load_split(cache)
     grids = load_grids(cache)
     _, top = split_backbone(build_backbone(INPUT_SIZE, weights))
-    features = {key: pooled_features(top, grid) for key, grid in grids.items()}
+    pooling = tuning_config.pooling
+    features = {key: pooled_features(top, grid, pooling=pooling) for key, grid in grids.items()}
     head_grid = [HeadConfig(l2=l2, epochs=epochs) for l2 in L2_GRID]
     checkpoint = run_dir / "checkpoint"
     head, config, selection = select_and_fit(features, split, head_grid, seed, checkpoint)
@@ -92,8 +93,10 @@ def train_run(
         checkpoint,
     )
     if tuning["best_epoch"]:  # the top block changed: the subtype head needs its new training features
-        features = {key: pooled_features(top, grids[key]) for key in train_keys}
-    val_features = {key.removeprefix("val_"): averaged_features(top, load_tta_grids(cache, key)) for key in val_keys}
+        features = {key: pooled_features(top, grids[key], pooling=pooling) for key in train_keys}
+    val_features = {
+        key.removeprefix("val_"): averaged_features(top, load_tta_grids(cache, key), pooling) for key in val_keys
+    }
     scores = {name: probabilities(head, x) for name, x in val_features.items()}
     points = operating_points({name: (y_val, p) for name, p in scores.items()})
     kept = tuning["history"][tuning["best_epoch"]]  # fine-tuning scored each view as sent, with these weights

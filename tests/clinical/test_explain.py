@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from radiograph.contract import ModelMetadata
-from serving.overlay import overlay
+from radiograph.overlay import overlay
 from tests.clinical import dicom_files
 from tests.clinical.pictures import Picture
 

@@ -91,3 +91,32 @@ def test_swapped_evaluation_and_audit_of_the_export(trained: dict[str, Path], sm
     assert len(normal) == report["n_per_class"]["NORMAL"] > 0
     expected = float(np.mean(swapped_p[normal] - before[normal]))
     assert report["changes"][OTHER_PROPORTIONS]["NORMAL"]["mean_dp"] == pytest.approx(expected, abs=1e-5)
+
+    # the error review reads the misread pictures at the screening threshold, with their heatmaps
+    run("error-review", "--data-dir", str(small_data), "--model", str(trained["models"]), "--out",
+        str(tmp_path / "errors"))
+    errors = json.loads((tmp_path / "errors" / "v1" / "errors.json").read_text())
+    threshold = model.metadata.operating_points["screening"].threshold
+    assert errors["false_positive"]["pictures"] == int(np.sum((before >= threshold) & (y == 0)))
+    assert errors["false_negative"]["pictures"] == int(np.sum((before < threshold) & (y == 1)))
+    assert sum(errors[g]["pictures"] for g in errors if g.endswith(("positive", "negative"))) == len(examples)
+    assert (tmp_path / "errors" / "v1" / "false_positive.png").stat().st_size > 0
+
+
+def test_inner_pooling_reads_no_outer_cell(trained: dict[str, Path], small_data: Path, tmp_path: Path) -> None:
+    from training.runs import pooling_of, read_summary
+
+    run_dir, models = tmp_path / "inner", tmp_path / "models"
+    run("train", "--weights", "tiny", "--cache", str(trained["cache"]), "--run-dir", str(run_dir),
+        "--epochs", "2", "--fine-tune-epochs", "1", "--pooling", "inner")
+    assert pooling_of(read_summary(run_dir)) == "inner"
+    run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
+    model = LoadedModel.from_dir(models)
+    examples = examples_for(small_data, VALIDATION, model)
+    heat = model.run("explain", load_pixels(examples, 224)[:, :, :, None])["heatmap"]
+    ring = np.concatenate([heat[:, 0, :], heat[:, -1, :], heat[:, :, 0], heat[:, :, -1]], axis=1)
+    assert heat.max() > 0 and ring.max() == 0  # the map shows only the cells the score reads
+    # the pooling travels with the member: its runs rebuilt from the export score as the export does
+    run("rebuild-run", "--weights", "tiny", "--version", "1", "--model", str(models), "--out-dir",
+        str(tmp_path / "rebuilt"))
+    assert pooling_of(read_summary(next((tmp_path / "rebuilt").iterdir()))) == "inner"

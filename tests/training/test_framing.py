@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.framing import ORIGINAL_ASPECT, TARGET_STRETCH, framed_copies, reframe, swapped_copies
+from training.framing import (
+    ORIGINAL_ASPECT,
+    TARGET_STRETCH,
+    WIDE_ZOOM,
+    ZOOM,
+    ZOOM_VIEWS,
+    framed_copies,
+    reframe,
+    swapped_copies,
+    zoomed_copies,
+)
 
 SIZE = 224
 
@@ -69,3 +79,40 @@ def test_framed_copies_are_reproducible_from_the_seed() -> None:
     labels = np.array([0, 1])
     np.testing.assert_array_equal(framed_copies(pictures, labels, 5), framed_copies(pictures, labels, 5))
     assert not np.array_equal(framed_copies(pictures, labels, 5), framed_copies(pictures, labels, 6))
+
+
+def test_zoomed_views_scale_the_anatomy_and_keep_its_proportions() -> None:
+    picture = disc(40)
+    for name, zoom in ZOOM_VIEWS.items():
+        zoomed = zoomed_copies(picture[None], zoom)[0]
+        rows, cols = np.nonzero(zoomed > 120)
+        assert (cols.max() - cols.min() + 1) == pytest.approx(81 * zoom, abs=3), name
+        assert height_over_width(zoomed) == pytest.approx(1.0, abs=0.05), name
+
+
+def test_the_wide_zoom_range_draws_zooms_outside_version_5s() -> None:
+    pictures = np.stack([disc(40)] * 64)
+    labels = np.zeros(64, np.int64)  # NORMAL: vertical stretch drawn 1.0–1.8 relative to 1.22
+    narrow = framed_copies(pictures, labels, seed=3)
+    wide = framed_copies(pictures, labels, seed=3, zoom_range=WIDE_ZOOM)
+
+    def widths(copies: np.ndarray) -> np.ndarray:
+        return np.array([np.ptp(np.nonzero(c > 120)[1]) + 1 for c in copies])
+
+    # the stretch never narrows the anatomy, so the narrowest copy shows the smallest zoom drawn
+    assert widths(narrow).min() >= 81 * ZOOM[0] - 3
+    assert widths(wide).min() < 81 * ZOOM[0] - 3  # some zoomed further out than version 5's recipe reached
+
+
+def test_error_review_places_the_evidence() -> None:
+    from training.error_review import outside_share, peak_region
+
+    ring = np.zeros((7, 7))
+    ring[0, 3] = 1.0  # all the evidence on the neck
+    lungs = np.zeros((7, 7))
+    lungs[3, 1] = lungs[3, 5] = 1.0
+    np.testing.assert_allclose(outside_share(np.stack([ring, lungs, np.zeros((7, 7))])), [1.0, 0.0, 0.0])
+    assert [peak_region(m) for m in (ring, lungs)] == ["top", "lungs"]
+    side, centre = np.zeros((7, 7)), np.zeros((7, 7))
+    side[2, 6], centre[4, 3] = 1.0, 1.0
+    assert [peak_region(m) for m in (side, centre)] == ["side", "centre"]

@@ -23,3 +23,16 @@ def test_top_block_shares_layers_with_backbone() -> None:
 def test_only_the_top_block_trains() -> None:
     bottom, top = split_backbone(build_backbone(224, "tiny"))
     assert top.trainable_weights and not bottom.trainable_weights
+
+
+def test_inner_pooling_averages_the_inner_cells_only() -> None:
+    from training.graph import pooled_features, pooled_mask
+
+    _, top = split_backbone(build_backbone(224, "tiny"))
+    grids = np.random.default_rng(0).random((3, *top.input_shape[1:])).astype(np.float32)
+    out = np.asarray(top(grids))
+    np.testing.assert_allclose(pooled_features(top, grids, pooling="inner"), out[:, 1:-1, 1:-1].mean(axis=(1, 2)),
+                               rtol=1e-5)
+    np.testing.assert_allclose(pooled_features(top, grids), out.mean(axis=(1, 2)), rtol=1e-5)
+    mask = pooled_mask(7, 7, "inner")
+    assert mask.sum() == 25 and mask[0].sum() == mask[:, -1].sum() == 0

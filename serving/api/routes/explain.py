@@ -12,7 +12,7 @@ from serving.api.deps import ApiKeyNameDep, AuditDep, RequestIdDep, ScorerDep
 from serving.api.routes.predict import ERRORS, OperatingPointQuery
 from serving.api.schemas import Explanation
 from serving.api.uploads import read_images, request_body_doc
-from serving.overlay import overlay_png
+from radiograph.overlay import overlay_png
 
 router = APIRouter(prefix="/v1", tags=["explain"])
 
