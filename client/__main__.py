@@ -1,3 +1,3 @@
 from client.cli import main
 
-main()
+main("python -m client")

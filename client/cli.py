@@ -1,12 +1,13 @@
-"""`python -m client`: score images in bulk into a resumable results file, and evaluate one."""
+"""`pneumonia-client` (or `python -m client`): score images in bulk into a resumable results file, and evaluate one."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from client._batch import score_paths
 from client._client import Client
@@ -15,29 +16,82 @@ from client._inputs import expand
 from client._results import NotAResultsFile, ResultsFile
 from client._retry import RetryPolicy
 
+
+class _Argument(TyperArgument):
+    """Shown as its upper-case name (`INPUTS...`), with no type placeholder beside it."""
+
+    @property
+    def display_name_raw(self) -> str:
+        return (self.metavar or self.name or "").upper()
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+
+class _Flag(TyperOption):
+    """A flag takes no value: nothing is shown beside it."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def _plain(params: list[Any]) -> list[Any]:
+    """typer prints a type placeholder beside every parameter (`<bool>`, `<list[str]>`) and `{inputs}` in the usage
+    line; the help shows what command-line users expect instead: options their metavar (given below), flags
+    nothing, arguments their name."""
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif type(param) is TyperOption and param.is_flag:
+            param.__class__ = _Flag
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Client of the pneumonia X-ray gateway: batch scoring and evaluation.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 
-@app.command()
+@app.command(cls=_Command)
 def score(
     inputs: Annotated[list[str], typer.Argument(help="Directories (recursive), globs, images, or .txt path lists.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Results file, .csv or .jsonl; re-runs resume it.")],
-    url: Annotated[str, typer.Option(envvar="XRAY_GATEWAY_URL", help="Gateway base URL.")],
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight at once.")] = 4,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="FILE", help="Results file, .csv or .jsonl; re-runs resume it.")
+    ],
+    url: Annotated[str, typer.Option(envvar="XRAY_GATEWAY_URL", metavar="URL", help="Gateway base URL.")],
+    concurrency: Annotated[int, typer.Option(min=1, max=64, metavar="N", help="Requests in flight at once.")] = 4,
     api_key: Annotated[
-        str | None, typer.Option(envvar="XRAY_API_KEY", help="API key (better from the environment).")
+        str | None,
+        typer.Option(envvar="XRAY_API_KEY", metavar="KEY", help="API key (better from the environment)."),
     ] = None,
-    operating_point: Annotated[str | None, typer.Option(help="Named threshold; default: the gateway's.")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per HTTP attempt.")] = 30.0,
-    retry_budget: Annotated[float, typer.Option(min=0.0, help="Seconds one image may spend on retries.")] = 120.0,
+    operating_point: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Named threshold; default: the gateway's.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds per HTTP attempt.")] = 30.0,
+    retry_budget: Annotated[
+        float, typer.Option(min=0.0, metavar="SECONDS", help="Seconds one image may spend on retries.")
+    ] = 120.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
-    """Score every image; one row per image is appended to OUT as it completes. Running the same command again
-    skips images already scored and retries failed ones. Exits 1 when any image failed."""
+    """Score every image; one row per image is appended to the results file (--out) as it completes. Running the
+    same command again skips images already scored and retries failed ones. Exits 1 when any image failed."""
     try:
         results = ResultsFile(out)
         paths = expand(inputs)
@@ -58,7 +112,7 @@ def score(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 def evaluate(
     results: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A results file written by score.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON object.")] = False,
@@ -79,5 +133,6 @@ def evaluate(
         raise typer.Exit(1)
 
 
-def main() -> None:
-    app(prog_name="python -m client")
+def main(prog_name: str = "pneumonia-client") -> None:
+    """The `pneumonia-client` console script (`python -m client` passes its own name)."""
+    app(prog_name=prog_name)
