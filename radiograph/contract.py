@@ -9,8 +9,11 @@ Signatures:
   Casting, intensity normalisation, scaling and channel tiling all happen inside the graph.
 - `explain`: `image` → `probability` and `heatmap` float32 [batch, h, w] in [0, 1], a class
   activation map of the positive class on the backbone's last feature grid (7×7), max-normalised.
-- `metadata`: no inputs → `json` string scalar, a `ModelMetadata` document. Labels, input geometry
-  and operating-point thresholds are read from here, never re-typed by a consumer.
+- `metadata`: no inputs → `json` string scalar, a `ModelMetadata` document. Labels, input geometry,
+  operating-point thresholds and the intended population are read from here, never re-typed by a consumer.
+
+Models exported before `intended_population` existed (versions 4 and 5) get `IntendedPopulation()`'s defaults,
+which describe the data set every version so far was trained on: frontal pediatric chest radiographs.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SERVING_SIGNATURE = "serving_default"
 METADATA_SIGNATURE = "metadata"
@@ -45,6 +48,37 @@ class OperatingPoint(BaseModel):
     """Validation metrics at this threshold (sensitivity, specificity, ...)."""
 
 
+class IntendedPopulation(BaseModel):
+    """Which radiographs the model was made for, in the DICOM header's terms. The PACS intake refuses any other
+    (`serving/dicomweb/population.py`); the defaults are the Kermany pediatric data set's (MODEL_CARD.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    body_parts: tuple[str, ...] = ("CHEST", "THORAX")
+    """Body Part Examined (0018,0015) values, upper case."""
+    anatomic_regions: tuple[str, ...] = (
+        "SCT:51185008", "SCT:43799004", "SCT:816094009", "SRT:T-D3000", "SRT:T-D3200"
+    )
+    """Anatomic Region Sequence codes as `SCHEME:VALUE`: thoracic structure, chest (cavity), chest; the legacy
+    SNOMED-RT forms of the first two."""
+    view_positions: tuple[str, ...] = ("PA", "AP")
+    """View Position (0018,5101) values: the frontal projections."""
+    view_codes: tuple[str, ...] = (
+        "SCT:272479007", "SCT:399348003", "SCT:399033003", "SRT:R-10214", "SRT:R-10206"
+    )
+    """View Code Sequence codes (CID 4010) as `SCHEME:VALUE`: postero-anterior, antero-posterior, frontal; the
+    legacy SNOMED-RT forms of the first two."""
+    min_age_months: int = Field(12, ge=0)
+    max_age_months: int = Field(71, ge=0)
+    """Inclusive: 12–71 months is "aged 1–5" in completed years, as the data set states its ages."""
+
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> IntendedPopulation:
+        if self.min_age_months > self.max_age_months:
+            raise ValueError("min_age_months is above max_age_months")
+        return self
+
+
 class ModelMetadata(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -61,6 +95,8 @@ class ModelMetadata(BaseModel):
     description: str = ""
     training: dict[str, object] = Field(default_factory=dict)
     """Provenance: data, seed, backbone, validation figures."""
+    intended_population: IntendedPopulation = Field(default_factory=IntendedPopulation)
+    """Who the model is for; absent from models exported before it existed, which get the defaults."""
 
     @property
     def negative_label(self) -> str:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     """Longest pause between two write-back attempts: the PACS is retried at least this often, forever."""
     results_heatmap: bool = False
     """Also write a Secondary Capture of the heatmap overlay, burned-in NOT FOR DIAGNOSIS (one more model call)."""
+    intake_unknown_body_part: Literal["refuse", "accept"] = "refuse"
+    """An instance whose header states no body part (Body Part Examined, Anatomic Region Sequence): refused/scored."""
+    intake_unknown_view: Literal["refuse", "accept"] = "refuse"
+    """An instance whose header states no projection (View Position, View Code Sequence): refused or scored."""
+    intake_unknown_age: Literal["refuse", "accept"] = "refuse"
+    """An instance whose header states no usable age (Patient Age, or Birth Date with Study Date): refused or scored."""
 
 
 def inference_deadline_s(timeout_s: float, per_image_s: float, n_images: int) -> float:

@@ -1,5 +1,6 @@
-"""Is a received instance one the gateway scores? A frontal, single-frame CR/DX radiograph whose pixels the
-`/v1/predict` decode path reads. Everything else gets a Store Instances Response failure with a reason.
+"""Is a received instance one the gateway scores? A single-frame CR/DX radiograph of the model's intended
+population (`population.py`: chest, frontal, the age range) whose pixels the `/v1/predict` decode path reads.
+Everything else gets a Store Instances Response failure with a reason.
 
 The full decode runs here, not only a header check, so a file the worker could not score is refused while
 the sender still waits for the answer instead of ending up in the spool's `failed/` folder.
@@ -16,9 +17,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from radiograph import dicom, imaging
-from serving.dicomweb import stow
-
-LATERAL_VIEW_POSITIONS = frozenset({"LL", "RL", "LAT", "LATERAL"})
+from serving.dicomweb import population, stow
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,15 @@ class Accepted:
 
 
 def examine(
-    data: bytes, *, modalities: Collection[str], max_pixels: int, study_instance_uid: str | None = None
+    data: bytes,
+    *,
+    modalities: Collection[str],
+    max_pixels: int,
+    eligibility: population.Eligibility,
+    study_instance_uid: str | None = None,
 ) -> Accepted | stow.Failure:
-    """`study_instance_uid`: the study named in the request path; instances of another study are refused."""
+    """`eligibility`: the served model's intended population and what to do when the header does not say;
+    `study_instance_uid`: the study named in the request path; instances of another study are refused."""
     if not dicom.is_dicom(data):
         return stow.Failure(stow.CANNOT_UNDERSTAND, "not_dicom_part10")
     try:
@@ -52,8 +57,8 @@ def examine(
         return refused(stow.SOP_CLASS_NOT_SUPPORTED, "unsupported_modality")
     if int(getattr(header, "NumberOfFrames", 1) or 1) != 1:
         return refused(stow.DATA_SET_DOES_NOT_MATCH, "multi_frame")
-    if is_lateral(header):
-        return refused(stow.DATA_SET_DOES_NOT_MATCH, "lateral_view")
+    if reason := population.refusal(header, eligibility):
+        return refused(stow.DATA_SET_DOES_NOT_MATCH, reason)
     try:
         dicom.decode_dicom(data, max_pixels=max_pixels, modalities=modalities)
     except dicom.UnsupportedTransferSyntax:
@@ -66,15 +71,11 @@ def examine(
 
 
 def read_header(data: bytes) -> Dataset:
-    """A Part 10 file's data set without its pixel data; pydicom's warnings (they quote element values) muted."""
+    """A Part 10 file's data set without its pixel data; pydicom's warnings (they quote element values) muted.
+    Every element is converted here, inside the mute, rather than on first access (pydicom reads lazily)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dcmread(io.BytesIO(data), stop_before_pixels=True)
+        header = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        header.walk(lambda _dataset, _element: None)
+        return header
 
-
-def is_lateral(header: Dataset) -> bool:
-    """A lateral projection, by View Position or by the View Code Sequence's meaning."""
-    if str(getattr(header, "ViewPosition", "")).strip().upper() in LATERAL_VIEW_POSITIONS:
-        return True
-    views = getattr(header, "ViewCodeSequence", None) or []
-    return any("lateral" in str(getattr(view, "CodeMeaning", "")).lower() for view in views)

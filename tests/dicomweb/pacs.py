@@ -86,6 +86,7 @@ class Orthanc:
             "StorageDirectory": storage, "IndexDirectory": storage, "HttpPort": self.http_port,
             "DicomPort": self.dicom_port, "RemoteAccessAllowed": False, "Plugins": [str(DICOMWEB_PLUGIN)],
             "LuaScripts": [str(DEPLOY / "forward-to-gateway.lua")],
+            "ExecuteLuaEnabled": True,  # tests call the script's functions through /tools/execute-script
         }
         config["DicomWeb"]["Servers"]["gateway"]["Url"] = f"{self.gateway_url}/dicomweb/"  # type: ignore[index]
         return config
@@ -121,6 +122,13 @@ class Orthanc:
             response = client.post("/instances", content=data)
         assert response.status_code == 200, response.text
         return response.json()["ID"]
+
+    def lua(self, script: str) -> str:
+        """What a Lua `script` prints, run in Orthanc's own Lua context (the forwarding script's globals)."""
+        with self.client() as client:
+            response = client.post("/tools/execute-script", content=script)
+        assert response.status_code == 200, response.text
+        return response.text
 
     def results(self, study_uid: str, modality: str = "SR") -> list[Dataset]:
         """The instances of `modality` in the study, as Orthanc stores them."""
@@ -233,7 +241,7 @@ def radiograph(gray: np.ndarray, kind: str = "cr", jpeg: bytes | None = None) ->
     if ds.Modality == "CR":
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ComputedRadiographyImageStorage
     ds.StudyInstanceUID = generate_uid()
-    ds.ViewPosition = "PA"
+    ds.BodyPartExamined, ds.ViewPosition = "CHEST", "PA"  # aged 4 by PATIENT_TAGS' dates: the intended population
     return ds
 
 
