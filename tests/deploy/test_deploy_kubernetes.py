@@ -5,10 +5,12 @@ intake's spool and wiring: test_deploy_pacs_intake.py."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import kubernetes_validate
 import pytest
+from crd_schemas import custom_resource_errors
 from k8s_policy import pod_spec, violations, workloads
 from k8s_render import TARGETS, container, env_of, one, render
 
@@ -27,8 +29,14 @@ def rendered() -> dict[str, list[dict]]:
 
 
 def schema_errors(resources: list[dict], version: str) -> list[str]:
+    """Built-in kinds against the Kubernetes schemas, custom ones (Gateway API, Prometheus Operator) against their
+    CRDs' (crd_schemas.py); a kind known to neither is an error."""
     errors = []
     for resource in resources:
+        custom = custom_resource_errors(resource)
+        if custom is not None:
+            errors += custom
+            continue
         try:
             kubernetes_validate.validate(resource, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -49,6 +57,14 @@ def test_schema_validation_catches_a_typo(rendered: dict) -> None:
     errors = schema_errors([deployment], KUBERNETES_VERSIONS[0])
     del deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"]
     assert len(errors) == 1 and "'livenesProbe' was unexpected" in errors[0]
+
+
+def test_schema_validation_catches_a_typo_in_a_custom_resource(rendered: dict) -> None:
+    route = copy.deepcopy(one(rendered["k8s/overlays/production"], "HTTPRoute", "gateway"))
+    route["spec"]["rules"][0]["backendRefs"][0]["prot"] = 80
+    route["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Prefix"
+    errors = " | ".join(schema_errors([route], KUBERNETES_VERSIONS[0]))
+    assert errors.count(" | ") == 1 and "'prot' was unexpected" in errors and "'Prefix' is not one of" in errors
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -200,9 +216,7 @@ def test_network_policies_isolate_serving_and_gateway(rendered: dict) -> None:
     gateway_in = [peer for rule in policies["gateway"]["ingress"] for peer in rule["from"]]
     namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in gateway_in
                   if "namespaceSelector" in p}
-    assert namespaces == {"ingress-nginx", "monitoring"}
-    ingress = one(resources, "Ingress", "gateway")
-    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "gateway"
+    assert namespaces == {"envoy-gateway-system", "monitoring"}  # the Gateway's proxies, Prometheus
 
 
 def test_pods_are_annotated_for_prometheus(rendered: dict) -> None:

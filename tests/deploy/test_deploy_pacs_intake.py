@@ -188,5 +188,5 @@ def test_network_policies_let_the_pacs_in_and_the_intake_out(rendered: dict) -> 
     assert allowed(serving_labels, "ingress", {"pod": labels}, 8500)
     assert allowed(labels, "egress", {"namespace": pacs_namespace}, results_port)  # the write-back
     assert allowed(labels, "egress", {"namespace": "kube-system"}, 53)  # DNS
-    assert not allowed(labels, "ingress", {"namespace": "ingress-nginx"}, 8080)  # not exposed by the Ingress
+    assert not allowed(labels, "ingress", {"namespace": "envoy-gateway-system"}, 8080)  # not behind the Gateway
     assert not allowed(labels, "egress", {"namespace": pacs_namespace}, 22)
