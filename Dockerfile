@@ -11,7 +11,8 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
 COPY requirements/lock.txt requirements/no-deps.txt requirements/
 # Direct runtime dependencies of radiograph/ and serving/ (tests/deploy checks this list against their imports);
-# every version, transitive ones included, is pinned by requirements/lock.txt given as constraints.
+# every version, transitive ones included, is pinned by requirements/lock.txt given as constraints. no-deps.txt adds
+# openvino (the embedded backend's CPU runtime, ~180 MB installed, without its telemetry package).
 # hadolint ignore=DL3013
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --constraint requirements/lock.txt \

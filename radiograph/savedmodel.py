@@ -86,6 +86,18 @@ class LoadedModel:
         out = function(**{key: self._tf.constant(value) for key, value in inputs.items()})
         return {name: _array(tensor.numpy()) for name, tensor in out.items()}
 
+    def frozen(self, signature: str) -> tuple[bytes, str, dict[str, str]]:
+        """`signature` as one self-contained graph, its variables folded into constants: (serialized `GraphDef`,
+        its input's tensor name, contract output name → tensor name). What another runtime converts."""
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        function = self._functions[signature]
+        frozen = convert_variables_to_constants_v2(function)
+        (image,) = frozen.inputs
+        names = self._tf.nest.flatten({name: name for name in function.structured_outputs})
+        outputs = {name: tensor.name for name, tensor in zip(names, frozen.outputs, strict=True)}
+        return frozen.graph.as_graph_def().SerializeToString(), image.name, outputs
+
     def run(self, signature: str, images: np.ndarray) -> dict[str, np.ndarray]:
         """An image signature (`serving_default`, `explain`) on uint8 [n, H, W, 1]: every output, float32."""
         if signature not in IMAGE_SIGNATURES or signature not in self.signatures:
