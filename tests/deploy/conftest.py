@@ -19,7 +19,11 @@ def compose() -> dict:
 
 @pytest.fixture(scope="session")
 def alert_rules() -> dict:
-    return yaml.safe_load((REPO / "deploy/prometheus/rules/gateway.rules.yml").read_text(encoding="utf-8"))
+    """The groups of every rule file in deploy/prometheus/rules, as one rule file."""
+    groups = []
+    for path in sorted((REPO / "deploy/prometheus/rules").glob("*.yml")):
+        groups += yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    return {"groups": groups}
 
 
 @pytest.fixture(scope="session")

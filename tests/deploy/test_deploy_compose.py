@@ -29,10 +29,12 @@ def bind_mounts(service: dict) -> list[tuple[str, str]]:
 
 
 def test_the_stack_has_its_services(compose: dict) -> None:
-    assert set(services(compose)) == {"tfserving", "tfserving-cpu", "gateway", "orthanc", "prometheus", "grafana"}
+    assert set(services(compose)) == {"tfserving", "tfserving-cpu", "gateway", "orthanc", "prometheus", "alertmanager",
+                                      "grafana"}
     profiles = {name: set(s["profiles"]) for name, s in services(compose).items()}
     assert profiles["tfserving"] == {"gpu"} and profiles["tfserving-cpu"] == {"cpu"}
-    assert all(profiles[name] == {"gpu", "cpu"} for name in ("gateway", "orthanc", "prometheus", "grafana"))
+    assert all(profiles[name] == {"gpu", "cpu"} for name in ("gateway", "orthanc", "prometheus", "alertmanager",
+                                                             "grafana"))
 
 
 def test_serving_runs_with_its_config_files(compose: dict) -> None:
@@ -66,7 +68,7 @@ def test_compose_and_kubernetes_start_serving_the_same_way(compose: dict) -> Non
     assert set(services(compose)["tfserving"]["command"]) == k8s_args
 
 
-@pytest.mark.parametrize("name", ["tfserving", "tfserving-cpu", "orthanc", "prometheus", "grafana"])
+@pytest.mark.parametrize("name", ["tfserving", "tfserving-cpu", "orthanc", "prometheus", "alertmanager", "grafana"])
 def test_every_mounted_file_exists_in_the_repo(compose: dict, name: str) -> None:
     mounts = bind_mounts(services(compose)[name])
     missing = [source for source, _ in mounts if not (REPO / source).exists()]
@@ -75,7 +77,7 @@ def test_every_mounted_file_exists_in_the_repo(compose: dict, name: str) -> None
 
 def test_start_order_is_health_gated(compose: dict) -> None:
     s = services(compose)
-    for name in ("tfserving", "tfserving-cpu", "gateway", "prometheus"):
+    for name in ("tfserving", "tfserving-cpu", "gateway", "prometheus", "alertmanager"):
         assert s[name]["healthcheck"]["test"][0] == "CMD", name
     gateway_deps = s["gateway"]["depends_on"]
     assert gateway_deps == {
@@ -133,7 +135,8 @@ def test_prometheus_and_grafana_load_the_repos_config(compose: dict) -> None:
 def test_named_volumes_and_no_secrets_in_the_file(compose: dict) -> None:
     used = {v.split(":")[0] for s in services(compose).values() for v in s.get("volumes", [])
             if not v.startswith(".")}
-    assert used == set(compose["volumes"]) == {"prometheus-data", "grafana-data", "gateway-spool", "orthanc-data"}
+    assert used == set(compose["volumes"]) == {"prometheus-data", "grafana-data", "gateway-spool", "orthanc-data",
+                                               "alertmanager-data"}
     for name, service in services(compose).items():
         for key, value in service.get("environment", {}).items():
             if SECRET_WORDS.search(key):

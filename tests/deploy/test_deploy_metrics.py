@@ -9,10 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from promql_names import label_matchers, metric_names
 
 from devtools.live_servers import REPO, GatewayProcess
+from serving.dicomweb.metrics import DicomwebMetrics
 
 DASHBOARD = REPO / "deploy/grafana/dashboards/pneumonia-gateway.json"
 
@@ -32,6 +34,12 @@ TF_SERVING_METRICS = {
     ":tensorflow:serving:batching_session:wrapped_run_count",
 }
 PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}  # Prometheus writes these
+# Platform exporters the Kubernetes rules read (deploy/prometheus/rules/platform.rules.yml), not checked live: the
+# kubelet's volume statistics (pkg/kubelet/metrics/collectors/volume_stats.go) and NVIDIA dcgm-exporter's default
+# counters (etc/default-counters.csv).
+KUBELET_METRICS = {"kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes"}
+DCGM_METRICS = {"DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE",
+                "DCGM_FI_DEV_ROW_REMAP_FAILURE", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"}
 SUFFIXES = {
     "counter": ("_total", "_created"),
     "gauge": ("",),
@@ -85,9 +93,17 @@ def scrape(running_gateway: GatewayProcess, fullres_samples: list[tuple[Path, st
     return response.text
 
 
+def dicomweb_names() -> set[str]:
+    """The DICOMweb intake's metrics, as its own metrics class exposes them (the scraped gateway has no spool)."""
+    registry = CollectorRegistry()
+    DicomwebMetrics(registry)
+    return exposed_names(generate_latest(registry).decode())
+
+
 @pytest.fixture(scope="module")
 def known_metrics(scrape: str, alert_rules: dict) -> set[str]:
-    return exposed_names(scrape) | recorded(alert_rules) | TF_SERVING_METRICS | PROMETHEUS_SERIES
+    return (exposed_names(scrape) | dicomweb_names() | recorded(alert_rules) | TF_SERVING_METRICS
+            | PROMETHEUS_SERIES | KUBELET_METRICS | DCGM_METRICS)
 
 
 def test_promql_names_are_found_in_known_expressions() -> None:
@@ -149,8 +165,8 @@ def test_every_panel_and_alert_says_what_to_do(alert_rules: dict) -> None:
     assert all(len(panel.get("description", "")) > 40 for panel in panels), [p["title"] for p in panels]
     alerts = [rule for group in alert_rules["groups"] for rule in group["rules"] if "alert" in rule]
     assert {a["alert"] for a in alerts} >= {
-        "GatewayHighErrorRate", "GatewayHighLatencyP99", "TFServingUnavailable", "GatewayNotReady",
-        "PositiveRateDrift",
+        "GatewayHighErrorRate", "GatewayHighLatencyP99", "TFServingUnavailable", "TFServingDown", "GatewayNotReady",
+        "PositiveRateDrift", "PacsIntakeDown", "DicomwebOutboxMissing", "SpoolVolumeFull", "GPUHardwareFault",
     }
     for alert in alerts:
         page, anchor = alert["annotations"]["runbook"].split("#")

@@ -53,6 +53,7 @@ def local_config(gateway_port: int, tmp_path: Path) -> Path:
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(PROMETHEUS_DIR / pattern) for pattern in config["rule_files"]]
+    config.pop("alerting")  # no Alertmanager here (test_deploy_monitoring.py checks that wiring)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {"gateway", "tfserving"}
     jobs["gateway"]["static_configs"] = [{"targets": [f"127.0.0.1:{gateway_port}"]}]
