@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from radiograph.dicom import RADIOGRAPH_MODALITIES
 from radiograph.imaging import DEFAULT_MAX_PIXELS
+from radiograph.runtime import DEFAULT_CACHE_DIR
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "pneumonia"
 
@@ -44,6 +45,24 @@ class Settings(BaseSettings):
     node is not cut off (an image costs three backbone passes: the model averages three views)."""
     max_batch_images: int = Field(32, ge=1)
     """Most images in one batch request."""
+    inference_runtime: Literal["auto", "tensorflow", "openvino"] = "auto"
+    """What runs the model in the embedded backend: `openvino` (the SavedModel converted at start, cached, and
+    checked against TensorFlow's outputs), `tensorflow`, or `auto`: OpenVINO where installed. `explain` runs on
+    TensorFlow."""
+    inference_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    """Numeric precision of the embedded backend. `bfloat16` needs OpenVINO, a CPU with AMX or AVX512-BF16 and the
+    model's stored bfloat16 operating points keeping their sensitivity target; `auto`: the fastest precision that
+    qualifies. A precision asked for that cannot be served stops the start."""
+    openvino_cache_dir: Path = DEFAULT_CACHE_DIR
+    """Where converted OpenVINO models are kept (~85 MB per model version), keyed by the SavedModel's bytes."""
+    batch_max_size: int = Field(8, ge=1)
+    """Embedded backend: most images in one model call; concurrent requests are merged up to it (TF Serving's
+    `max_batch_size`)."""
+    batch_timeout_micros: int = Field(5000, ge=0)
+    """Embedded backend: longest a model call waits for its batch to fill (TF Serving's `batch_timeout_micros`)."""
+    batch_max_enqueued_images: int = Field(64, ge=1)
+    """Embedded backend: images waiting for the model; a request past it gets 503 `upstream_overloaded` with
+    Retry-After (a request alone in the queue is always taken)."""
     upstream_retry_attempts: int = Field(3, ge=1)
     """Most attempts per TF Serving call (first included); only UNAVAILABLE / RESOURCE_EXHAUSTED are retried."""
     upstream_backoff_s: float = Field(0.05, gt=0)
