@@ -4,9 +4,10 @@ Privacy rule: no log line carries image bytes, file names (the multipart `filena
 into a message), DICOM tags or any other patient data. The gateway's own messages are written to that
 rule. Nobody else's are trusted: a record of any other logger (pydicom, highdicom, dicomweb-client,
 pynetdicom, PIL, asyncio, ...) and every Python warning (routed into logging) keeps its logger, level,
-category and source line, but its message is withheld; an exception keeps its traceback's frames and
-type, and its message only when the gateway raised it. highdicom's warning about a person name without
-"^" quotes the name, pydicom's about an invalid value quotes the value: neither reaches the output.
+category and source line, but its message is withheld (below WARNING it is dropped); an exception keeps
+its traceback's frames and type, and its message only when the gateway raised it. highdicom's warning
+about a person name without "^" quotes the name, pydicom's about an invalid value quotes the value:
+neither reaches the output.
 Library loggers that do not propagate get the same handler, and so does `logging.lastResort`.
 """
 
@@ -71,10 +72,14 @@ def _short(path: str) -> str:
 
 
 class WithholdForeignMessages(logging.Filter):
+    """Foreign records below WARNING are dropped (withheld, nothing of them is left to read); the others are
+    withheld."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if not is_own(record.name):
-            record.msg, record.args = withheld_message(record), None
-        return True
+        if is_own(record.name):
+            return True
+        record.msg, record.args = withheld_message(record), None
+        return record.levelno >= logging.WARNING
 
 
 class JsonFormatter(logging.Formatter):
