@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     """Where the drift references are: a model root (`<version>/assets.extra/drift_reference.json`, e.g. TF
     Serving's model volume mounted read-only) or one reference file. Unset: `model_dir` with the embedded
     backend; with TF Serving, drift is reported unavailable."""
+    drift_baseline_dir: Path | None = None
+    """Writable directory of this site's drift baselines (`site_baseline_v<version>.json`, kept across restarts);
+    unset: drift is measured against the model's validation reference only."""
+    drift_baseline_images: int = Field(1000, ge=1)
+    """Scored images of a model version frozen into its site baseline, the reference of P(pneumonia) from then on."""
+    drift_baseline_inputs: bool = False
+    """Also measure the acquisition features against the site baseline (default: against the validation pictures)."""
 
     def drift_reference_source(self) -> Path | None:
         """The drift reference location in effect (see `drift_reference`)."""

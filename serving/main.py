@@ -40,7 +40,11 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     gateway_metrics = GatewayMetrics(registry or CollectorRegistry())
-    drift_monitor = DriftMonitor(settings.drift_reference_source(), settings.drift_window, gateway_metrics.registry)
+    drift_monitor = DriftMonitor(
+        settings.drift_reference_source(), settings.drift_window, gateway_metrics.registry,
+        baseline_dir=settings.drift_baseline_dir, baseline_images=settings.drift_baseline_images,
+        baseline_inputs=settings.drift_baseline_inputs,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -71,7 +71,7 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def test_the_window_is_bounded_and_its_counts_match_its_ring(shipped_reference: DriftReference) -> None:
-    window = Window(shipped_reference, size=50)
+    window = Window(shipped_reference.features, size=50)
     rng = np.random.default_rng(3)
     allocated = window.bins.nbytes + window.counts.nbytes
     for _ in range(40):  # 2000 images through a window of 50
@@ -99,7 +99,8 @@ def test_the_gauges_are_the_psi_of_the_last_window_images(
     expected[PROBABILITY] = shipped_reference.features[PROBABILITY].psi(probabilities[-100:])
     gauges = {dict(k)["feature"]: v for k, v in samples(generate(registry), "gateway_input_drift").items()}
     assert gauges == pytest.approx(expected)
-    expected_status = {str(SHIPPED): {"reference": True, "images": 100, "psi": gauges}}
+    expected_status = {str(SHIPPED): {"reference": True, "images": 100, "psi": gauges,
+                                      "references": dict.fromkeys(FEATURES, "validation"), "site_baseline": None}}
     assert monitor.status() == {"window": 100, "versions": expected_status}
 
 
@@ -132,7 +133,8 @@ def test_a_model_without_a_reference_is_reported_unavailable(tmp_path: Path, shi
         text = generate(registry)
         assert samples(text, "gateway_drift_reference") == {(("model_version", str(version)),): 0}
         assert samples(text, "gateway_input_drift") == {}
-        assert monitor.status()["versions"] == {str(version): {"reference": False, "images": 0, "psi": None}}
+        assert monitor.status()["versions"] == {str(version): {
+            "reference": False, "images": 0, "psi": None, "references": {}, "site_baseline": None}}
 
 
 def test_only_the_last_versions_keep_a_window(shipped_model_dir: Path, validation_pixels: np.ndarray) -> None:
@@ -185,7 +187,8 @@ def test_the_gateway_reports_drift_under_concurrent_requests(
     assert samples(text, "gateway_drift_window_images") == {(("model_version", str(SHIPPED)),): 32}
     gauges = {dict(k)["feature"]: v for k, v in samples(text, "gateway_input_drift").items()}
     assert set(gauges) == set(FEATURES) and all(np.isfinite(v) and v >= 0 for v in gauges.values())
-    expected_status = {str(SHIPPED): {"reference": True, "images": 32, "psi": pytest.approx(gauges)}}
+    expected_status = {str(SHIPPED): {"reference": True, "images": 32, "psi": pytest.approx(gauges),
+                                      "references": dict.fromkeys(FEATURES, "validation"), "site_baseline": None}}
     assert drift == {"window": 32, "versions": expected_status}
 
 
@@ -196,9 +199,8 @@ def test_a_version_without_a_reference_still_serves(shipped_model: LoadedModel, 
     with TestClient(app) as client:
         response = client.post("/v1/predict", content=png(validation_pixels[0]), headers={"content-type": "image/png"})
         assert response.status_code == 200 and response.json()["model_version"] == 3
-        assert client.get("/v1/drift").json() == {
-            "window": 4, "versions": {"3": {"reference": False, "images": 0, "psi": None}}
-        }
+        assert client.get("/v1/drift").json() == {"window": 4, "versions": {"3": {
+            "reference": False, "images": 0, "psi": None, "references": {}, "site_baseline": None}}}
         assert 'gateway_drift_reference{model_version="3"} 0.0' in client.get("/metrics").text
 
 

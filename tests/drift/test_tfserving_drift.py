@@ -71,5 +71,5 @@ def test_without_a_reference_setting_drift_is_unavailable(serving: BackgroundSer
         assert response.status_code == 200
         assert metric(client, "gateway_drift_reference", {"model_version": str(VERSION)}) == 0
         assert client.get("/v1/drift").json()["versions"] == {
-            str(VERSION): {"reference": False, "images": 0, "psi": None}
+            str(VERSION): {"reference": False, "images": 0, "psi": None, "references": {}, "site_baseline": None}
         }
