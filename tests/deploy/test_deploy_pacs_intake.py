@@ -118,7 +118,8 @@ def test_the_intake_runs_the_gateway_with_its_settings_and_a_results_pacs(
     assert settings.results_dicomweb_url == "http://orthanc.pacs.svc.cluster.local:8042/dicom-web"
     DicomwebService(settings, CollectorRegistry())  # refuses a spool without a results PACS
     probes = {name: intake[name]["httpGet"]["path"] for name in ("livenessProbe", "readinessProbe")}
-    assert probes == {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+    # ready without Serving: STOW-RS needs only the spool (test_deploy_pod_sizing.py)
+    assert probes == {"livenessProbe": "/healthz", "readinessProbe": "/healthz"}
 
 
 @pytest.mark.parametrize("workload", [("Deployment", "gateway"), ("StatefulSet", INTAKE)])
