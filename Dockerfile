@@ -12,12 +12,13 @@ WORKDIR /build
 COPY requirements/lock.txt requirements/no-deps.txt requirements/
 # Direct runtime dependencies of radiograph/ and serving/ (tests/deploy checks this list against their imports);
 # every version, transitive ones included, is pinned by requirements/lock.txt given as constraints. no-deps.txt adds
-# openvino (the embedded backend's CPU runtime, ~180 MB installed, without its telemetry package).
+# openvino (the embedded backend's CPU runtime, ~180 MB installed, without its telemetry package) and tritonclient
+# (the Open Inference Protocol's gRPC stubs; python-rapidjson is its one dependency not already here).
 # hadolint ignore=DL3013
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --constraint requirements/lock.txt \
         anyio fastapi grpcio grpcio-health-checking numpy pillow prometheus-client pydantic pydantic-settings \
-        pydicom python-multipart starlette tensorflow-cpu uvicorn highdicom dicomweb-client requests \
+        pydicom python-multipart starlette tensorflow-cpu uvicorn highdicom dicomweb-client requests python-rapidjson \
     && /opt/venv/bin/pip install --no-deps -r requirements/no-deps.txt
 
 FROM ${PYTHON_IMAGE} AS client-deps

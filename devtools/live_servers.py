@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from serving.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,15 +106,16 @@ def gateway_process(env: Mapping[str, str], log_path: Path, ready_s: float = 180
 
 
 @contextmanager
-def gateway_thread(settings: Settings, ready_s: float = 60) -> Iterator[httpx.Client]:
-    """The gateway app on a real uvicorn on a free loopback port, in a thread of this process (its event
-    loop, and so a TF Serving backend's gRPC channel, live on that thread); yields a client pointed at it."""
+def gateway_thread(settings: Settings, ready_s: float = 60, app: FastAPI | None = None) -> Iterator[httpx.Client]:
+    """The gateway app (`app`, else one made from `settings`) on a real uvicorn on a free loopback port, in a thread
+    of this process (its event loop, and so a TF Serving backend's gRPC channel and the gateway's own gRPC server,
+    live on that thread); yields a client pointed at it."""
     import uvicorn
     from prometheus_client import CollectorRegistry
 
     from serving.main import create_app
 
-    app = create_app(settings, registry=CollectorRegistry())
+    app = app or create_app(settings, registry=CollectorRegistry())
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, ws="none", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway", daemon=True)

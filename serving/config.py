@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     """Address uvicorn binds to."""
     port: int = Field(8080, ge=1, le=65535)
     """Port uvicorn binds to."""
+    grpc_port: int | None = Field(None, ge=1, le=65535)
+    """Port of the Open Inference Protocol's gRPC service (inference.GRPCInferenceService) on `host`; unset: off."""
     model_dir: Path = SHIPPED_MODEL_DIR
     """Model root (`<version>/saved_model.pb`) for the embedded backend; the newest version is served."""
     serving_address: str | None = None

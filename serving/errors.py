@@ -5,6 +5,7 @@
     │   └── EmptyBody                  400 empty_body
     ├── Unauthorized                   401 unauthorized (no or unknown API key; + WWW-Authenticate)
     ├── Forbidden                      403 forbidden (a revoked API key)
+    ├── ModelNotFound                  404 model_not_found (Open Inference Protocol: a model or version not served)
     ├── PayloadTooLarge                413 payload_too_large
     ├── ImageTooLarge                  413 image_too_large
     ├── UnsupportedMediaType           415 unsupported_media_type
@@ -19,7 +20,9 @@
         ├── UpstreamOverloaded         503 upstream_overloaded (+ Retry-After)
         └── UpstreamTimeout            504 upstream_timeout
 
-Every error leaves the gateway as `{"error": {"code": ..., "message": ..., "request_id": ...}}`.
+Every error leaves the gateway as `{"error": {"code": ..., "message": ..., "request_id": ...}}`, except under
+`/v2` (the Open Inference Protocol, `serving/v2`): there the body is the protocol's `{"error": "<message>"}` and a
+request the model cannot take (415, 422) is answered 400, as KServe and Triton answer it.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ class Unauthorized(GatewayError):
 
 class Forbidden(GatewayError):
     status_code, code = 403, "forbidden"
+
+
+class ModelNotFound(GatewayError):
+    status_code, code = 404, "model_not_found"
 
 
 class PayloadTooLarge(GatewayError):
@@ -129,8 +136,27 @@ def from_image_error(exc: imaging.ImageError) -> GatewayError:
     return UndecodableImage(str(exc))
 
 
+def in_batch(error: GatewayError, position: int) -> GatewayError:
+    """The same error, its message naming the image's position in the batch (0-based)."""
+    return type(error)(f"image {position} of the batch: {error.message}", headers=error.headers)
+
+
 def error_body(code: str, message: str, request_id: str | None) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "request_id": request_id}}
+
+
+V2_PREFIX = "/v2"
+
+
+def is_v2(path: str) -> bool:
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+def answer(path: str, status_code: int, code: str, message: str, request_id: str | None) -> tuple[int, dict]:
+    """(status, body) of an error on `path`: the gateway's shape, or the Open Inference Protocol's under /v2."""
+    if is_v2(path):
+        return (400 if status_code in (415, 422) else status_code), {"error": message}
+    return status_code, error_body(code, message, request_id)
 
 
 def _request_id(request: Request) -> str | None:
@@ -138,35 +164,31 @@ def _request_id(request: Request) -> str | None:
 
 
 def install_handlers(app: FastAPI) -> None:
+    def respond(
+        request: Request, status_code: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        status, body = answer(request.url.path, status_code, code, message, _request_id(request))
+        return JSONResponse(body, status_code=status, headers=headers)
+
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
         if exc.status_code >= 500:
             log.warning("request failed: %s %s", exc.code, exc.message)
-        return JSONResponse(
-            error_body(exc.code, exc.message, _request_id(request)),
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        return respond(request, exc.status_code, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        return JSONResponse(error_body("invalid_request", details, _request_id(request)), 422)
+        return respond(request, 422, "invalid_request", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            error_body(code, str(exc.detail), _request_id(request)),
-            exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return respond(request, exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse(
-            error_body("internal_error", "internal error", _request_id(request)), 500
-        )
+        return respond(request, 500, "internal_error", "internal error")

@@ -36,6 +36,8 @@ class Scorer:
         self.settings = settings
         self.metrics = metrics
         self.drift = drift
+        self.served_version: int | None = None
+        """The model version that answered the last call (None before the first)."""
 
     async def check_settings(self) -> None:
         """Refuses (StartupRefused) a `GATEWAY_OPERATING_POINT` the served model does not have. A TF Serving
@@ -63,20 +65,49 @@ class Scorer:
         Backend failures (no verdict possible for any image) are raised.
         """
         started = time.perf_counter()
-        metadata = await self.backend.metadata()
-        self._operating_point(metadata, operating_point)  # refuse a wrong name before any work
-        size = metadata.input_height
-        prepared: list[np.ndarray | errors.GatewayError] = [
-            await self._prepare(data, size) for data in images
-        ]
+        size = await self._input_size(operating_point)
+        prepared = [await self._prepare(data, size) for data in images]
         good = [p for p in prepared if isinstance(p, np.ndarray)]
-        results: list[Verdict | errors.GatewayError] = [
-            p for p in prepared if isinstance(p, errors.GatewayError)
-        ]
-        if good:
-            results = await self._infer(prepared, good, operating_point, request_id)
+        verdicts = iter(await self._infer(good, operating_point, request_id) if good else [])
+        results = [p if isinstance(p, errors.GatewayError) else next(verdicts) for p in prepared]
         self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
         return results
+
+    async def score_all(self, images: list[bytes], operating_point: str | None, request_id: str) -> list[Verdict]:
+        """All or none, as the Open Inference Protocol answers a batch: the first image that cannot be scored
+        is raised, its position in the batch named, before any model call."""
+        started = time.perf_counter()
+        size = await self._input_size(operating_point)
+        pixels = []
+        for position, data in enumerate(images):
+            prepared = await self._prepare(data, size)
+            if isinstance(prepared, errors.GatewayError):
+                raise errors.in_batch(prepared, position)
+            pixels.append(prepared)
+        verdicts = await self._infer(pixels, operating_point, request_id)
+        self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
+        return verdicts
+
+    async def score_pixels(self, pixels: np.ndarray, operating_point: str | None, request_id: str) -> list[Verdict]:
+        """uint8 [n, H, W] already at the model's input size, scored as sent (no decoding, no resizing)."""
+        started = time.perf_counter()
+        metadata = await self.backend.metadata()
+        self._operating_point(metadata, operating_point)
+        expected = (metadata.input_height, metadata.input_width)
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[1:] != expected:
+            raise errors.BadRequest(
+                f"pixels must be uint8 [n, {expected[0]}, {expected[1]}] (the model's input size); "
+                f"got {pixels.dtype} {list(pixels.shape)}"
+            )
+        verdicts = await self._infer(list(pixels), operating_point, request_id)
+        self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
+        return verdicts
+
+    async def _input_size(self, operating_point: str | None) -> int:
+        """The model's input size; refuses a wrong operating point name before any work."""
+        metadata = await self.backend.metadata()
+        self._operating_point(metadata, operating_point)
+        return metadata.input_height
 
     def _operating_point(
         self, metadata: ModelMetadata, requested: str | None
@@ -100,36 +131,26 @@ class Scorer:
         self.metrics.image_pixels.observe(radiograph.source_width * radiograph.source_height)
         return radiograph.pixels
 
-    async def _infer(
-        self,
-        prepared: list[np.ndarray | errors.GatewayError],
-        good: list[np.ndarray],
-        operating_point: str | None,
-        request_id: str,
-    ) -> list[Verdict | errors.GatewayError]:
+    async def _infer(self, good: list[np.ndarray], operating_point: str | None, request_id: str) -> list[Verdict]:
         started = time.perf_counter()
         inference = await self.backend.predict(np.stack(good)[..., None], request_id)
         self.metrics.stage_latency.labels("inference").observe(time.perf_counter() - started)
+        self.served_version = inference.model_version
         # thresholds and labels come from the version that answered
         metadata = await self.backend.metadata(inference.model_version)
         point_name, point = self._operating_point(metadata, operating_point)
         version = str(inference.model_version)
         self.metrics.serving_model(self.settings.model_name, inference.model_version, self.backend.name)
-        probabilities = iter(inference.probabilities.tolist())
-        subtypes = iter(inference.subtype_probabilities if inference.subtype_probabilities is not None else [])
-        results: list[Verdict | errors.GatewayError] = []
-        for item in prepared:
-            if isinstance(item, errors.GatewayError):
-                results.append(item)
-                continue
-            probability = float(next(probabilities))
+        subtypes = inference.subtype_probabilities
+        verdicts = []
+        for index, probability in enumerate(inference.probabilities.tolist()):
             label = metadata.label_for(probability, point.threshold)
-            subtype = _subtype(metadata, label, next(subtypes, None))
+            subtype = _subtype(metadata, label, None if subtypes is None else subtypes[index])
             self.metrics.probability.labels(version).observe(probability)
             self.metrics.predictions.labels(version, label).inc()
-            results.append(
+            verdicts.append(
                 Verdict(
-                    label, probability, point.threshold, point_name,
+                    label, float(probability), point.threshold, point_name,
                     self.settings.model_name, inference.model_version, subtype,
                 )
             )
@@ -137,7 +158,7 @@ class Scorer:
             await anyio.to_thread.run_sync(
                 self.drift.observe, inference.model_version, good, inference.probabilities
             )
-        return results
+        return verdicts
 
     async def explain(self, image: bytes, operating_point: str | None, request_id: str) -> ExplainedVerdict:
         """One image → its verdict and the model's heatmap (the `explain` signature)."""
@@ -149,6 +170,7 @@ class Scorer:
         if isinstance(pixels, errors.GatewayError):
             raise pixels
         explained = await self.backend.explain(pixels[None, ..., None], request_id)
+        self.served_version = explained.model_version
         metadata = await self.backend.metadata(explained.model_version)
         point_name, point = self._operating_point(metadata, operating_point)
         probability = float(explained.probabilities[0])

@@ -5,7 +5,8 @@ At most `max_in_flight` requests are processed at once. One more gets 503 `overl
 clients (or the load balancer) back off or go elsewhere. Its body is drained first (up to
 `drain_bytes`): closing a socket with unread data resets it, and the client would lose the answer.
 Health, readiness, metrics and docs are never shed: probes must keep answering under load.
-503 rather than 429: the limit is the server's capacity, not a quota of one client.
+503 rather than 429: the limit is the server's capacity, not a quota of one client. REST and the Open Inference
+Protocol's gRPC server (`serving/v2/grpc_service.py`) count against the same `InFlight`.
 
 Graceful shutdown is uvicorn's: on SIGTERM it stops accepting connections and waits up to
 `GATEWAY_SHUTDOWN_GRACE_S` for the requests in flight (see `serving.__main__`).
@@ -22,31 +23,49 @@ from serving.api.security import OPEN_PATHS
 from serving.observability.metrics import GatewayMetrics
 
 
+class InFlight:
+    """Requests admitted and not yet answered; one event loop: no lock between the check and the increment."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def admit(self) -> bool:
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        return True
+
+    def release(self) -> None:
+        self.count -= 1
+
+    def overloaded(self) -> errors.Overloaded:
+        return errors.Overloaded(f"the gateway is at its limit of {self.limit} requests in flight; retry later")
+
+
 class ConcurrencyLimit:
     def __init__(
-        self, app: ASGIApp, max_in_flight: int, retry_after_s: int, metrics: GatewayMetrics, drain_bytes: int
+        self, app: ASGIApp, in_flight: InFlight, retry_after_s: int, metrics: GatewayMetrics, drain_bytes: int
     ) -> None:
         self.app = app
         self.drain_bytes = drain_bytes
-        self.max_in_flight = max_in_flight
+        self.in_flight = in_flight
         self.retry_after_s = retry_after_s
         self.metrics = metrics
-        self.in_flight = 0  # one event loop: no lock needed between the check and the increment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight:
+        if not self.in_flight.admit():
             self.metrics.shed.inc()
             drained = await self._drain(receive)
             await self._shed(scope, send, keep_alive=drained)
             return
-        self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.in_flight.release()
 
     async def _drain(self, receive: Receive) -> bool:
         """Read and drop the request body; False if it was larger than `drain_bytes` or cut off."""
@@ -61,9 +80,10 @@ class ConcurrencyLimit:
         return False
 
     async def _shed(self, scope: Scope, send: Send, keep_alive: bool) -> None:
-        exc = errors.Overloaded(f"the gateway is at its limit of {self.max_in_flight} requests in flight; retry later")
+        exc = self.in_flight.overloaded()
         request_id = scope.get("state", {}).get("request_id")
-        body = json.dumps(errors.error_body(exc.code, exc.message, request_id)).encode()
+        status, answer = errors.answer(scope["path"], exc.status_code, exc.code, exc.message, request_id)
+        body = json.dumps(answer).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -71,5 +91,5 @@ class ConcurrencyLimit:
         ]
         if not keep_alive:
             headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

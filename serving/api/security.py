@@ -7,7 +7,8 @@ response time tells nothing about how close a guess was. Revoking a key means li
 `GATEWAY_REVOKED_API_KEYS` while leaving the key configured: its bearer then gets 403, not 401, and
 the audit log can still tell who tried. With no key configured the gateway runs open (and says so).
 
-Health, readiness, metrics, the API docs and the web page are always open; every other route requires a key.
+Health, readiness (`/v2/health/*` too), metrics, the API docs and the web page are always open; every other route
+requires a key, on the Open Inference Protocol's gRPC port too (as gRPC metadata, `serving/v2/grpc_service.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from fastapi import Request
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"}
+    | {"/v2/health/live", "/v2/health/ready"}  # the Open Inference Protocol's probes
 )
 """Request paths, as sent (`scope["path"]`), that need no key; `api/limits.py` never sheds them either."""
 OPEN_ROUTES = OPEN_PATHS | {"/web/{asset}"}
@@ -117,11 +120,12 @@ class ApiKeys:
             log.info("API keys required: %d active (%s), %d revoked", len(active), ", ".join(active), len(self.revoked))
 
 
-def presented_key(request: Request) -> str | None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key in `Authorization: Bearer <key>` or `X-API-Key` (HTTP headers, or gRPC metadata: lower-case keys)."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 async def authenticate(request: Request) -> None:
@@ -130,4 +134,4 @@ async def authenticate(request: Request) -> None:
     if getattr(request.scope.get("route"), "path", None) in OPEN_ROUTES:
         return
     keys: ApiKeys = request.app.state.api_keys
-    request.state.api_key_name = keys.authorize(presented_key(request))
+    request.state.api_key_name = keys.authorize(presented_key(request.headers))
