@@ -50,7 +50,9 @@ def interleaved_medians(first: Callable[[], object], second: Callable[[], object
 def backend_level(address: str, image: bytes, n: int) -> tuple[float, float]:
     settings = Settings(serving_address=address)
     loop = asyncio.new_event_loop()
-    embedded = EmbeddedBackend(SHIPPED_MODEL_DIR, timeout_s=30)
+    # TensorFlow, as the local Serving stand-in runs it: the difference is the gRPC path alone
+    embedded_settings = Settings(model_dir=SHIPPED_MODEL_DIR, upstream_timeout_s=30, inference_runtime="tensorflow")
+    embedded = EmbeddedBackend(embedded_settings, GatewayMetrics(CollectorRegistry()))
     remote = ServingBackend(settings, GatewayMetrics(CollectorRegistry()))
     loop.run_until_complete(embedded.start())
     loop.run_until_complete(remote.start())

@@ -43,6 +43,8 @@ class ScoringModel(Protocol):
     version: int
     metadata: ModelMetadata
     path: Path
+    parallel_calls: int
+    """Calls worth running at once (TensorFlow: 1, it uses every core per call; OpenVINO: one per stream)."""
 
     def outputs(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
 

@@ -43,6 +43,9 @@ class LoadedModel:
     and, when the model has it, `explain` take uint8 [batch, H, W, 1] at the metadata's input size and give
     the outputs the contract names."""
 
+    parallel_calls = 1
+    """Calls worth running at once: TensorFlow spreads one call over every core."""
+
     def __init__(self, path: Path, version: int) -> None:
         import tensorflow as tf
 

@@ -12,4 +12,4 @@ def make_backend(settings: Settings, metrics: GatewayMetrics) -> InferenceBacken
         from serving.inference.tfserving import ServingBackend  # gRPC stack only where it is used
 
         return ServingBackend(settings, metrics)
-    return EmbeddedBackend(settings.model_dir, settings.upstream_timeout_s, settings.upstream_timeout_per_image_s)
+    return EmbeddedBackend(settings, metrics)

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2, 5)
 BYTES_BUCKETS = tuple(float(2**k) for k in range(10, 26, 1))  # 1 KiB … 32 MiB
 PIXELS_BUCKETS = (5e4, 1e5, 2.5e5, 5e5, 1e6, 2e6, 4e6, 8e6, 1.6e7, 4e7)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 PROBABILITY_BUCKETS = tuple(round(0.05 * k, 2) for k in range(1, 21))
 
 
@@ -79,6 +80,29 @@ class GatewayMetrics:
         self.ready = Gauge(
             "gateway_ready",
             "Result of the last /readyz check (1 ready, 0 not); probes call it every few seconds.",
+            registry=registry,
+        )
+        self.batch_queue_images = Gauge(
+            "gateway_batch_queue_images",
+            "Images waiting for a model call in the embedded backend's micro-batching queue.",
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "gateway_batch_size_images",
+            "Images per model call of the embedded backend (concurrent requests merged by micro-batching).",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.batch_refused = Counter(
+            "gateway_batch_refused_requests",
+            "Requests the micro-batching queue refused: queue_full (503 + Retry-After) or deadline (504).",
+            ["reason"],
+            registry=registry,
+        )
+        self.inference_runtime = Gauge(
+            "gateway_inference_runtime_info",
+            "1 for the runtime and numeric precision the embedded backend scores with.",
+            ["runtime", "precision"],
             registry=registry,
         )
         self._current_model: tuple[str, str, str] | None = None
