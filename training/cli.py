@@ -1,5 +1,5 @@
 """`python -m training features | train | ensemble | export | evaluate | audit | error-review | drift-reference |
-rebuild-run | resize-check`."""
+precision-points | rebuild-run | resize-check`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -161,6 +161,25 @@ def rebuild_run(
         raise typer.Exit(1)
 
 
+RuntimeOption = Annotated[Literal["auto", "tensorflow", "openvino"], typer.Option(
+    help="What runs the model, as the gateway's GATEWAY_INFERENCE_RUNTIME: auto is OpenVINO where installed")]
+PrecisionOption = Annotated[Literal["auto", "float32", "bfloat16"], typer.Option(
+    help="Numeric precision, as GATEWAY_INFERENCE_PRECISION: auto is the fastest validated one on this CPU")]
+OpenVinoCache = Annotated[Path | None, typer.Option(
+    help="Converted OpenVINO models, as GATEWAY_OPENVINO_CACHE_DIR (default ~/.cache/pneumonia-openvino)")]
+
+
+@contextmanager
+def _runtime_refused() -> Iterator[None]:
+    """A runtime or precision that cannot score the model here: a bad value of those options."""
+    from radiograph.runtime import RuntimeRefused
+
+    try:
+        yield
+    except RuntimeRefused as error:
+        raise typer.BadParameter(str(error), param_hint="--runtime/--precision") from error
+
+
 @app.command()
 def evaluate(
     data_dir: DataDir,
@@ -174,17 +193,27 @@ def evaluate(
     swap_proportions: Annotated[bool, typer.Option(
         help="Shortcut-balanced view: give each picture the proportions of the other class's originals "
         "(before any shift)")] = False,
+    runtime: RuntimeOption = "auto",
+    precision: PrecisionOption = "auto",
+    openvino_cache: OpenVinoCache = None,
 ) -> None:
-    """Score an exported SavedModel on a split; write metrics.json and figures to --out."""
+    """Score an exported SavedModel on a split; write metrics.json and figures to --out. It scores with the
+    runtime and precision the gateway serves with the same settings (defaults alike)."""
     _logging()
+    from radiograph.runtime import DEFAULT_CACHE_DIR, open_scoring
     from radiograph.savedmodel import LoadedModel
     from training.evaluate import evaluate as run_evaluation
     from training.evaluate import examples_for
 
     loaded = LoadedModel.from_dir(model, version)
+    with _runtime_refused():
+        scoring = open_scoring(loaded, runtime, precision, openvino_cache or DEFAULT_CACHE_DIR)
+    typer.echo(f"scoring with {scoring.runtime} {scoring.precision}", err=True)
     examples = examples_for(data_dir, split, loaded)
-    report = run_evaluation(loaded, examples, out, operating_point, shift_strength, seed, split, swap_proportions)
-    keys = ("n", "auc", "operating_point", "threshold", "sensitivity", "specificity", "accuracy", "seconds")
+    report = run_evaluation(scoring.model, examples, out, operating_point, shift_strength, seed, split,
+                            swap_proportions, scored_by=f"{scoring.runtime} {scoring.precision}")
+    keys = ("n", "auc", "operating_point", "threshold", "sensitivity", "specificity", "accuracy", "scored_by",
+            "seconds")
     typer.echo(json.dumps({key: report[key] for key in keys}, indent=1))
 
 
@@ -206,6 +235,27 @@ def drift_reference(
     loaded = LoadedModel.from_dir(model, version)
     pixels = load_pixels(examples_for(data_dir, "val", loaded), loaded.metadata.input_height)
     typer.echo(str(write_drift_reference(loaded, pixels, score(loaded, pixels)[PROBABILITY_OUTPUT])))
+
+
+@app.command("precision-points")
+def precision_points(
+    data_dir: DataDir,
+    model: ModelRoot = Path("models/pneumonia"),
+    version: Annotated[int | None, typer.Option(help="Model version; default: newest")] = None,
+    openvino_cache: OpenVinoCache = None,
+) -> None:
+    """Score the validation split in every precision this CPU computes natively and write the figures at the
+    model's thresholds to <version>/assets.extra/precision_points.json: the gateway serves a precision other
+    than float32 only with them, and only when it keeps the screening sensitivity target."""
+    _logging()
+    from radiograph.runtime import DEFAULT_CACHE_DIR
+    from radiograph.savedmodel import LoadedModel
+    from training.precision_points import validation_points
+
+    loaded = LoadedModel.from_dir(model, version)
+    points = validation_points(loaded, data_dir, openvino_cache or DEFAULT_CACHE_DIR)
+    typer.echo(str(points.write(loaded.path)))
+    typer.echo(points.model_dump_json(indent=1))
 
 
 @app.command()

@@ -7,12 +7,13 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from radiograph.contract import PROBABILITY_OUTPUT, SUBTYPE_OUTPUT
-from radiograph.savedmodel import LoadedModel
+from radiograph.runtime import ScoringModel
 from training import augment, framing, metrics, plots
 from training.data import PNEUMONIA_SUBTYPES, Example, grouped_split, index_split, labels_of, load_pixels
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 VALIDATION = "val"
 
 
-def examples_for(data_dir: Path, split: str, model: LoadedModel) -> list[Example]:
+def examples_for(data_dir: Path, split: str, model: ScoringModel) -> list[Example]:
     """`val` is the patient-grouped validation part of `train/`, rebuilt from the split settings the
     model was trained with; any other name is a folder under `data_dir`, every file kept."""
     if split != VALIDATION:
@@ -34,16 +35,18 @@ def examples_for(data_dir: Path, split: str, model: LoadedModel) -> list[Example
     return val
 
 
-def score(model: LoadedModel, pixels: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
-    """All model outputs for uint8 [n, H, W], batched."""
-    parts = [model.outputs(pixels[i : i + batch, ..., None]) for i in range(0, len(pixels), batch)]
+def score(model: ScoringModel, pixels: np.ndarray, batch: int = 8) -> dict[str, np.ndarray]:
+    """All model outputs for uint8 [n, H, W], in calls of `batch` images (`model.parallel_calls` at once)."""
+    chunks = [pixels[i : i + batch, ..., None] for i in range(0, len(pixels), batch)]
+    with ThreadPoolExecutor(model.parallel_calls) as pool:
+        parts = list(pool.map(model.outputs, chunks))
     if not parts:
         return {PROBABILITY_OUTPUT: np.zeros(0, np.float32)}
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def evaluate(
-    model: LoadedModel,
+    model: ScoringModel,
     examples: Sequence[Example],
     out: Path,
     operating_point: str | None = None,
@@ -51,6 +54,7 @@ def evaluate(
     seed: int = 0,
     split_name: str = "",
     swap_proportions: bool = False,
+    scored_by: str = "tensorflow float32",
 ) -> dict[str, object]:
     started = time.monotonic()
     size = model.metadata.input_height
@@ -68,6 +72,7 @@ def evaluate(
     report["shift_strength"] = shift_strength
     report["swap_proportions"] = swap_proportions
     report["split"] = split_name
+    report["scored_by"] = scored_by
     report["seconds"] = round(time.monotonic() - started, 1)
     write_report(model, examples, y, p, report, out)
     return report
@@ -95,7 +100,7 @@ def subtype_figures(
 
 
 def build_report(
-    model: LoadedModel,
+    model: ScoringModel,
     examples: Sequence[Example],
     y: np.ndarray,
     p: np.ndarray,
@@ -130,7 +135,7 @@ def build_report(
 
 
 def write_report(
-    model: LoadedModel,
+    model: ScoringModel,
     examples: Sequence[Example],
     y: np.ndarray,
     p: np.ndarray,
