@@ -7,7 +7,7 @@
         ├── BadRequest               400 bad_request, empty_body; 422 invalid_request
         ├── Unauthorized             401 unauthorized (no API key, or an unknown one)
         ├── Forbidden                403 forbidden (a revoked API key)
-        ├── NotFound                 404 not_found (wrong base URL)
+        ├── NotFound                 404 not_found (wrong base URL); model_not_found (the gateway's /v2 protocol)
         ├── PayloadTooLarge          413 payload_too_large, image_too_large
         ├── InvalidImage             415 unsupported_media_type; 422 undecodable_image, unsupported_modality
         ├── UnknownOperatingPoint    422 unknown_operating_point
@@ -116,6 +116,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "unauthorized": Unauthorized,
     "forbidden": Forbidden,
     "not_found": NotFound,
+    "model_not_found": NotFound,
     "empty_body": BadRequest,
     "invalid_request": BadRequest,
     "payload_too_large": PayloadTooLarge,
