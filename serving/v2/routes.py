@@ -32,10 +32,10 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
 MODEL = "/models/{model_name}"
 VERSION = "/models/{model_name}/versions/{model_version}"
 _KEYED: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 503)}
-MODEL_ERRORS: dict[int | str, dict[str, Any]] = {**_KEYED, 404: {"model": ErrorBody}}
+MODEL_ERRORS: dict[int | str, dict[str, Any]] = {**_KEYED, **{code: {"model": ErrorBody} for code in (404, 502, 504)}}
 INFER_ERRORS: dict[int | str, dict[str, Any]] = {
     **MODEL_ERRORS,
-    **{code: {"model": ErrorBody} for code in (400, 413, 501, 502, 504)},
+    **{code: {"model": ErrorBody} for code in (400, 413, 501)},
     200: {"content": {BINARY_MEDIA_TYPE: {}}},
 }
 INFER_BODY = {
