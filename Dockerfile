@@ -9,26 +9,23 @@ ARG PYTHON_IMAGE=docker.io/library/python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS gateway-deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
-COPY requirements/lock.txt requirements/no-deps.txt requirements/
-# Direct runtime dependencies of radiograph/ and serving/ (tests/deploy checks this list against their imports);
-# every version, transitive ones included, is pinned by requirements/lock.txt given as constraints. no-deps.txt adds
-# openvino (the embedded backend's CPU runtime, ~180 MB installed, without its telemetry package) and tritonclient
-# (the Open Inference Protocol's gRPC stubs; python-rapidjson is its one dependency not already here).
-# hadolint ignore=DL3013
+COPY requirements/gateway.hashes.txt requirements/no-deps.hashes.txt requirements/
+# The direct runtime dependencies of radiograph/ and serving/ (requirements/gateway.in; tests/deploy checks it against
+# their imports) and everything they need, at requirements/lock.txt's versions, each download checked against its
+# hash (requirements/gateway.hashes.txt, made by scripts/lock). no-deps adds openvino (the embedded backend's CPU
+# runtime, ~180 MB installed, without its telemetry package), tritonclient (the Open Inference Protocol's gRPC stubs)
+# and tensorflow-serving-api.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --constraint requirements/lock.txt \
-        anyio fastapi grpcio grpcio-health-checking numpy pillow prometheus-client pydantic pydantic-settings \
-        pydicom python-multipart starlette tensorflow-cpu uvicorn highdicom dicomweb-client requests python-rapidjson \
-    && /opt/venv/bin/pip install --no-deps -r requirements/no-deps.txt
+    && /opt/venv/bin/pip install --require-hashes -r requirements/gateway.hashes.txt \
+    && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements/no-deps.hashes.txt
 
 FROM ${PYTHON_IMAGE} AS client-deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
-COPY requirements/lock.txt requirements/
-# Direct dependencies of client/, pinned the same way.
-# hadolint ignore=DL3013
+COPY requirements/client.hashes.txt requirements/
+# The direct dependencies of client/ (requirements/client.in), pinned and hash-checked the same way.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --constraint requirements/lock.txt httpx pydantic tqdm typer
+    && /opt/venv/bin/pip install --require-hashes -r requirements/client.hashes.txt
 
 FROM ${PYTHON_IMAGE} AS client
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp TMPDIR=/tmp

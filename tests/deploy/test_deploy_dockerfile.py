@@ -55,9 +55,11 @@ def stages() -> dict[str, list[tuple[str, str]]]:
 
 
 def installed_packages(stage: str) -> set[str]:
-    (run,) = [args for keyword, args in stages()[stage] if keyword == "RUN" and "--constraint" in args]
-    command = run.split("--constraint requirements/lock.txt", 1)[1].split("&&")[0]
-    return {norm(word) for word in command.split()}
+    """The direct dependencies a stage installs: the `.in` list whose hashed lock (scripts/lock) its RUN installs."""
+    (run,) = [args for keyword, args in stages()[stage] if keyword == "RUN" and "pip install" in args]
+    (hashed,) = re.findall(r"--require-hashes -r requirements/(\w+)\.hashes\.txt", run)
+    text = (REPO / "requirements" / f"{hashed}.in").read_text(encoding="utf-8")
+    return {norm(line.strip()) for line in text.splitlines() if line.strip() and not line.startswith("#")}
 
 
 def pins_in(name: str) -> dict[str, str]:
