@@ -9,8 +9,8 @@ import pytest
 from k8s_render import one, render
 
 TARGET = "k8s/overlays/production"
-ROUTED = ["/", "/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/drift", "/web/app.js", "/web/model",
-          "/docs", "/docs/oauth2-redirect", "/openapi.json"]
+ROUTED = ["/", "/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/drift", "/v2/models/pneumonia/infer",
+          "/web/app.js", "/web/model", "/docs", "/docs/oauth2-redirect", "/openapi.json"]
 INTERNAL = ["/metrics", "/metrics/", "/readyz", "/healthz", "/dicomweb/studies", "/v1metrics", "/webmetrics",
             "/docsmetrics", "/openapi.json/metrics"]
 
