@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pydicom.dataset import Dataset
 
+from radiograph.overlay import overlay
 from serving.dicomweb import uids
-from serving.dicomweb.report import MANUFACTURER, SERIES_NUMBER, carry_over, evidence_of
-from serving.overlay import overlay
+from serving.dicomweb.report import MANUFACTURER, SERIES_NUMBER, carry_over, content_key, evidence_of
 from serving.scoring import Verdict
 
 BANNER = "NOT FOR DIAGNOSIS"
@@ -45,16 +45,18 @@ def orientation(source: Dataset) -> tuple[str, str]:
 
 
 def build_sc(source: Dataset, pixels: np.ndarray, heatmap: np.ndarray, verdict: Verdict) -> hd.sc.SCImage:
-    name, version = verdict.model_name, verdict.model_version
+    name, version, evidence = verdict.model_name, verdict.model_version, evidence_of(source)
     image = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=evidence_of(source),
+        ref_dataset=evidence,
         pixel_array=annotated(pixels, heatmap, verdict),
         photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
         series_instance_uid=uids.result_series(str(source.StudyInstanceUID), name, version, "sc"),
         series_number=SERIES_NUMBER["sc"],
-        sop_instance_uid=uids.result_instance(str(source.SOPInstanceUID), name, version, "sc"),
+        sop_instance_uid=uids.result_instance(
+            str(source.SOPInstanceUID), name, version, "sc", content_key(evidence, verdict)
+        ),
         instance_number=1,
         manufacturer=MANUFACTURER,
         patient_orientation=orientation(source),
@@ -65,5 +67,5 @@ def build_sc(source: Dataset, pixels: np.ndarray, heatmap: np.ndarray, verdict: 
         image.Laterality = None  # type: ignore[assignment]  # Type 2C: present, empty (the chest is not a paired structure)
     image.SeriesDescription = "AI heatmap: pneumonia (NOT FOR DIAGNOSIS)"
     image.ImageComments = BANNER
-    carry_over(source, image)
+    carry_over(evidence, image)
     return image

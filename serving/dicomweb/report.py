@@ -16,11 +16,16 @@ It sits in the source study (Patient and Study modules copied), in a results ser
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import logging
+import re
 
 import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.valuerep import TM
 
 from serving.dicomweb import uids
 from serving.scoring import Verdict
@@ -59,13 +64,56 @@ def subtype_concept(name: str) -> hd.sr.CodedConcept:
 
 
 def evidence_of(source: Dataset) -> Dataset:
-    """The source's header with every Type 2 attribute highdicom reads present (empty when the file lacks it)."""
+    """The source's header with every Type 2 attribute highdicom reads present (empty when the file lacks it), and
+    the values highdicom refuses corrected (`m` -> `M`, `2019-03-04` -> `20190304`) or else left empty (legal for
+    Type 2): a result is made for every instance the intake took."""
     evidence = Dataset()
     evidence.update(source)
     for keyword in _TYPE_2:
-        if keyword not in evidence:
-            setattr(evidence, keyword, None)
+        value = evidence.get(keyword)
+        repaired = _REPAIRS[keyword](value) if keyword in _REPAIRS and value not in (None, "") else value
+        if keyword not in evidence or repaired is not value:
+            if keyword in evidence:
+                del evidence[keyword]  # a new element: the source's own stays as it was
+            setattr(evidence, keyword, repaired)
     return evidence
+
+
+def _sex(value: object) -> str | None:
+    text = str(value).strip().upper()
+    return text if text in ("M", "F", "O") else None
+
+
+def _date(value: object) -> str | None:
+    digits = re.sub(r"[-./ ]", "", str(value).strip())
+    try:
+        return datetime.datetime.strptime(digits, "%Y%m%d").strftime("%Y%m%d") if len(digits) == 8 else None
+    except ValueError:
+        return None
+
+
+def _time(value: object) -> str | None:
+    try:
+        TM(str(value).strip())
+    except ValueError:
+        return None
+    return str(value).strip()
+
+
+_REPAIRS = {"PatientSex": _sex, "PatientBirthDate": _date, "StudyDate": _date, "StudyTime": _time}
+
+
+def content_key(evidence: Dataset, verdict: Verdict) -> str:
+    """What a result says besides its pixels and probabilities: the patient and study attributes it copies, the
+    operating point and the finding. Part of its UID, so a corrected header or another operating point makes a new
+    result, and a resend of the same instance the same one. (The probabilities are left out: the same pixels and
+    model version give them again, up to the float rounding that batch sizes change.)"""
+    copied = Dataset()
+    for keyword in (*_TYPE_2, *CARRIED_OVER):
+        if keyword in evidence:
+            copied[keyword] = evidence[keyword]
+    facts = [copied.to_json_dict(), verdict.operating_point, repr(verdict.threshold), verdict.label]
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def build_sr(source: Dataset, verdict: Verdict, positive_label: str) -> hd.sr.ComprehensiveSR:
@@ -106,19 +154,21 @@ def build_sr(source: Dataset, verdict: Verdict, positive_label: str) -> hd.sr.Co
         procedure_reported=CHEST_XRAY,
         imaging_measurements=[group],
     )
-    study = str(source.StudyInstanceUID)
+    study, evidence = str(source.StudyInstanceUID), evidence_of(source)
     sr = hd.sr.ComprehensiveSR(
-        evidence=[evidence_of(source)],
+        evidence=[evidence],
         content=report,
         series_instance_uid=uids.result_series(study, name, version, "sr"),
         series_number=SERIES_NUMBER["sr"],
-        sop_instance_uid=uids.result_instance(str(source.SOPInstanceUID), name, version, "sr"),
+        sop_instance_uid=uids.result_instance(
+            str(source.SOPInstanceUID), name, version, "sr", content_key(evidence, verdict)
+        ),
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,
         series_description="AI result: pneumonia (not for diagnosis)",
     )
-    carry_over(source, sr)
+    carry_over(evidence, sr)
     return sr
 
 

@@ -1,5 +1,6 @@
 """Result UIDs derived from what they describe, never random: the same source instance scored by the same
-model version gives the same SR (and SC) UIDs, so a resend or a retry replaces rather than duplicates."""
+model version, with the same header and operating point, gives the same SR (and SC) UIDs, so a resend or a retry
+replaces rather than duplicates; a corrected header or another operating point gives new ones."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def result_series(study_instance_uid: str, model_name: str, model_version: int, 
     return derived("series", kind, study_instance_uid, model_name, str(model_version))
 
 
-def result_instance(sop_instance_uid: str, model_name: str, model_version: int, kind: str) -> str:
-    return derived("instance", kind, sop_instance_uid, model_name, str(model_version))
+def result_instance(sop_instance_uid: str, model_name: str, model_version: int, kind: str, content: str) -> str:
+    """`content`: a digest of what the result says (report.content_key): it changes, the UID changes."""
+    return derived("instance", kind, sop_instance_uid, model_name, str(model_version), content)
 
 
 def device(model_name: str, model_version: int) -> str:
