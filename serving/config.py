@@ -137,6 +137,15 @@ class Settings(BaseSettings):
     """Longest pause between two write-back attempts: the PACS is retried at least this often, forever."""
     results_heatmap: bool = False
     """Also write a Secondary Capture of the heatmap overlay, burned-in NOT FOR DIAGNOSIS (one more model call)."""
+    dicomweb_max_body_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    """Largest STOW-RS request body (413 above it): a study of a dozen uncompressed DX at 20-40 MB each. It streams
+    to the spool's disk, not memory; `/v1` keeps `max_body_bytes`."""
+    dicomweb_batch_images: int = Field(8, ge=1)
+    """Spooled instances scored in one call to the model (a burst or a backlog drains at the batched speed)."""
+    spool_min_free_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    """Free space kept on the spool's disk for results: below it, STOW-RS answers 503 with Retry-After."""
+    spool_failed_retention_days: float = Field(30.0, gt=0)
+    """Days an item stays in the spool's `failed/` (source images with patient data) before it is deleted."""
     intake_unknown_body_part: Literal["refuse", "accept"] = "refuse"
     """An instance whose header states no body part (Body Part Examined, Anatomic Region Sequence): refused/scored."""
     intake_unknown_view: Literal["refuse", "accept"] = "refuse"

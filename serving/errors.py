@@ -15,6 +15,8 @@
     ├── NotSupportedByBackend          501 not_supported (e.g. explain on a backend or model without it)
     ├── NotReady                       503 not_ready
     ├── Overloaded                     503 overloaded (too many requests in flight; + Retry-After)
+    ├── SpoolUnavailable               503 spool_unavailable (the DICOMweb spool's disk is full or failing;
+    │                                  + Retry-After)
     └── UpstreamError                  502 upstream_error (the inference backend failed)
         ├── UpstreamUnavailable        503 upstream_unavailable (+ Retry-After)
         ├── UpstreamOverloaded         503 upstream_overloaded (+ Retry-After)
@@ -103,6 +105,10 @@ class NotReady(GatewayError):
 
 class Overloaded(GatewayError):
     status_code, code = 503, "overloaded"
+
+
+class SpoolUnavailable(GatewayError):
+    status_code, code = 503, "spool_unavailable"
 
 
 class UpstreamError(GatewayError):

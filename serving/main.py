@@ -96,7 +96,9 @@ def create_app(
     routers = (predict.router, batch.router, explain.router, health.router, metrics.router, drift.router, web.router)
     for router in (*routers, dicomweb_routes.router, v2_routes.router):
         app.include_router(router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, path_limits={"/dicomweb/": settings.dicomweb_max_body_bytes}
+    )
     app.add_middleware(
         ConcurrencyLimit,
         in_flight=app.state.in_flight,

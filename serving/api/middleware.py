@@ -64,19 +64,23 @@ class RequestContext:
 
 
 class BodyLimit:
-    """413 for bodies over `max_bytes`, from `Content-Length` at once or while a chunked body streams."""
+    """413 for bodies over `max_bytes` (or the limit of the first of `path_limits`' prefixes the path starts with),
+    from `Content-Length` at once or while a chunked body streams."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
+        limit = next((n for prefix, n in self.path_limits.items() if path.startswith(prefix)), self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        declared_too_large = declared.isdigit() and int(declared) > self.max_bytes
-        too_large = errors.PayloadTooLarge(f"the request body is over {self.max_bytes} bytes")
+        declared_too_large = declared.isdigit() and int(declared) > limit
+        too_large = errors.PayloadTooLarge(f"the request body is over {limit} bytes")
         received = 0
 
         async def limited_receive() -> Message:
@@ -86,7 +90,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise too_large
             return message
 

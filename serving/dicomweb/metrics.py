@@ -6,6 +6,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 OUTBOX_STATES = ("scoring", "delivery", "failed")
+DELIVERY_OUTCOMES = ("transient", "configuration", "refused")
+PAUSE_CAUSES = ("configuration", "unavailable")
 
 
 class DicomwebMetrics:
@@ -36,11 +38,31 @@ class DicomwebMetrics:
         )
         self.delivery_failures = Counter(
             "gateway_dicomweb_delivery_failures",
-            "Failed write-back attempts: retriable (retried with backoff) or permanent (moved to failed/).",
+            "Failed write-back attempts by outcome: transient (retried with backoff), configuration (delivery "
+            "paused, retried with backoff) or refused (the PACS will never take it: moved to failed/).",
             ["kind"],
+            registry=registry,
+        )
+        self.delivery_paused = Gauge(
+            "gateway_dicomweb_delivery_paused",
+            "1 while write-back is paused: cause `configuration` (the PACS refuses the gateway's URL or credentials: "
+            "401/403/404...) or `unavailable` (unreachable, 5xx, full); 0 once a result is stored.",
+            ["cause"],
+            registry=registry,
+        )
+        self.failed_bytes = Gauge(
+            "gateway_dicomweb_failed_bytes",
+            "Size of the spool's failed/ folder (source images carry patient data; kept for the retention period).",
+            registry=registry,
+        )
+        self.failed_oldest_age = Gauge(
+            "gateway_dicomweb_failed_oldest_age_seconds",
+            "How long the oldest item has been in failed/ (0 when empty); deleted past the retention period.",
             registry=registry,
         )
         for state in OUTBOX_STATES:
             self.outbox.labels(state).set(0)
-        for kind in ("retriable", "permanent"):
+        for kind in DELIVERY_OUTCOMES:
             self.delivery_failures.labels(kind)
+        for cause in PAUSE_CAUSES:
+            self.delivery_paused.labels(cause).set(0)

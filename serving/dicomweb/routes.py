@@ -43,8 +43,10 @@ DicomwebDep = Annotated[DicomwebService, Depends(get_dicomweb)]
 
 async def _store(request: Request, service: DicomwebService, api_key: str | None, study: str | None) -> JSONResponse:
     boundary = stow.check_content_type(request.headers.get("content-type", ""))
-    parts = stow.split_parts(await request.body(), boundary)
-    response = await service.receive(parts, study, api_key)
+    declared = request.headers.get("content-length", "")
+    response = await service.store(
+        request.stream(), int(declared) if declared.isdigit() else 0, boundary, study, api_key
+    )
     return JSONResponse(response.to_json(), status_code=response.status_code, media_type=stow.DICOM_JSON)
 
 

@@ -7,13 +7,15 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio.to_thread
 from prometheus_client import CollectorRegistry
 
 from serving import errors
 from serving.config import Settings
-from serving.dicomweb import intake, population, stow, uids
+from serving.dicomweb import intake, multipart, population, stow, uids
 from serving.dicomweb.delivery import ResultsStore
 from serving.dicomweb.metrics import DicomwebMetrics
 from serving.dicomweb.spool import Spool
@@ -24,6 +26,9 @@ from serving.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
+SPOOL_RETRY_AFTER_S = 30
+"""Retry-After of a 503 for a full or failing spool disk."""
+
 
 class DicomwebService:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
@@ -31,7 +36,8 @@ class DicomwebService:
         self.metrics = DicomwebMetrics(registry)
         for reason in population.REASONS:  # zero from the start, so that rates of refusals exist
             self.metrics.received.labels(reason)
-        self.spool = Spool(settings.spool_dir) if settings.spool_dir is not None else None
+        spool_dir = settings.spool_dir
+        self.spool = Spool(spool_dir, settings.spool_min_free_bytes) if spool_dir is not None else None
         if self.spool is not None and not settings.results_dicomweb_url:
             raise ValueError("GATEWAY_SPOOL_DIR is set without GATEWAY_RESULTS_DICOMWEB_URL: results need a PACS")
         self.worker: Worker | None = None
@@ -45,12 +51,13 @@ class DicomwebService:
         spool = self.spool
         await anyio.to_thread.run_sync(spool.open)
         self.audit, self.scorer = audit, scorer
-        self.worker = Worker(spool, ResultsStore(self.settings), scorer, audit, self.metrics, self.settings)
-        await anyio.to_thread.run_sync(self.worker.update_gauges)
-        self._task = asyncio.create_task(self.worker.run(), name="dicomweb-worker")
+        self.worker = worker = Worker(spool, ResultsStore(self.settings), scorer, audit, self.metrics, self.settings)
+        await worker.load()
+        worker.update_gauges()
+        self._task = asyncio.create_task(worker.run(), name="dicomweb-worker")
         log.info(
             "DICOMweb intake on: %d instance(s) to score, %d result(s) to write back",
-            len(await anyio.to_thread.run_sync(spool.incoming)), len(await anyio.to_thread.run_sync(spool.outbox)),
+            len(worker.to_score), len(worker.to_deliver),
         )
 
     async def close(self) -> None:
@@ -60,39 +67,69 @@ class DicomwebService:
                 await self._task
             self._task = None
 
-    async def receive(
-        self, parts: list[bytes], study_instance_uid: str | None, api_key: str | None
+    async def store(
+        self, body: AsyncIterator[bytes], declared_bytes: int, boundary: str, study_instance_uid: str | None,
+        api_key: str | None,
     ) -> stow.StoreResponse:
-        """Examine each instance and spool those taken; returns once they are on disk."""
+        """A STOW-RS request: its parts streamed to the spool's disk, examined, and spooled; returns once every
+        instance taken is on disk. A full or failing disk: 503 with Retry-After (senders retry; a resend replaces)."""
+        spool = self._spool()
+        try:
+            await anyio.to_thread.run_sync(spool.check_space, declared_bytes)
+            parts = await multipart.receive_parts(body, boundary, spool.temp_path, spool.check_space)
+        except OSError as exc:
+            async for _ in body:  # read to its end (if it was not): the sender gets the answer, not a reset
+                pass
+            raise self._unavailable(exc) from None
+        try:
+            return await self.receive(parts, study_instance_uid, api_key)
+        finally:
+            await anyio.to_thread.run_sync(_remove, parts)  # those taken were moved into incoming/ already
+
+    def _spool(self) -> Spool:
         if self.spool is None or self.worker is None:
             raise errors.NotReady("DICOMweb intake is off: set GATEWAY_SPOOL_DIR and GATEWAY_RESULTS_DICOMWEB_URL")
-        spool, response = self.spool, stow.StoreResponse()
+        return self.spool
+
+    def _unavailable(self, exc: OSError) -> errors.SpoolUnavailable:
+        self.metrics.received.labels("spool_unavailable").inc()
+        log.error("cannot write to the spool (%s)", type(exc).__name__)
+        return errors.SpoolUnavailable(
+            "the gateway's spool disk is full or failing; nothing of this request was lost: send it again",
+            headers={"Retry-After": str(SPOOL_RETRY_AFTER_S)},
+        )
+
+    async def receive(
+        self, parts: list[Path], study_instance_uid: str | None, api_key: str | None
+    ) -> stow.StoreResponse:
+        """Examine each received instance (a file in the spool's tmp/) and spool those taken."""
+        spool, response = self._spool(), stow.StoreResponse()
+        assert self.worker is not None
         settings = self.settings
         eligibility = await self.eligibility()
-        for data in parts:
+        for part in parts:
             examine = functools.partial(
-                intake.examine, data, modalities=settings.dicom_modalities, max_pixels=settings.max_image_pixels,
+                intake.examine, modalities=settings.dicom_modalities, max_pixels=settings.max_image_pixels,
                 eligibility=eligibility, study_instance_uid=study_instance_uid,
             )
-            verdict: intake.Accepted | stow.Failure = await anyio.to_thread.run_sync(examine)
+            # in a thread, read from its file: one instance in memory at a time
+            verdict: intake.Accepted | stow.Failure = await anyio.to_thread.run_sync(
+                lambda: examine(part.read_bytes())  # noqa: B023 (awaited at once)
+            )
             if isinstance(verdict, intake.Accepted):
                 try:
-                    await anyio.to_thread.run_sync(spool.receive, verdict.sop_instance_uid, data)
+                    key = await anyio.to_thread.run_sync(spool.adopt, verdict.sop_instance_uid, part)
                 except OSError as exc:
-                    log.error("cannot write to the spool (%s)", type(exc).__name__)
-                    verdict = stow.Failure(
-                        stow.OUT_OF_RESOURCES, "spool_write_failed", verdict.sop_class_uid, verdict.sop_instance_uid
-                    )
-                else:
-                    response.stored.append((verdict.sop_class_uid, verdict.sop_instance_uid))
-                    self._audit_received(verdict, api_key)
-                    self.metrics.received.labels("accepted").inc()
-                    continue
+                    raise self._unavailable(exc) from None
+                self.worker.received(key)
+                response.stored.append((verdict.sop_class_uid, verdict.sop_instance_uid))
+                self._audit_received(verdict, api_key)
+                self.metrics.received.labels("accepted").inc()
+                continue
             response.failed.append(verdict)
             self.metrics.received.labels(verdict.reason).inc()
         if response.stored:
-            self.worker.wake.set()
-            await anyio.to_thread.run_sync(self.worker.update_gauges)
+            self.worker.update_gauges()
         log.info(
             "STOW-RS request", extra={"fields": {"stored": len(response.stored), "failed": len(response.failed)}}
         )
@@ -126,3 +163,8 @@ class DicomwebService:
             "sop_instance_uid_sha256": uids.hashed(accepted.sop_instance_uid),
         }
         self.audit.logger.info("dicomweb_received", extra={"fields": fields})
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

@@ -32,7 +32,6 @@ CANNOT_UNDERSTAND = 0xC000
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
 DATA_SET_DOES_NOT_MATCH = 0xA900
-OUT_OF_RESOURCES = 0xA700
 PROCESSING_FAILURE = 0x0110
 
 
@@ -62,39 +61,6 @@ def check_content_type(content_type: str) -> str:
     if not boundary or len(boundary) > 200:
         raise errors.BadRequest("multipart/related without a usable boundary parameter")
     return boundary
-
-
-def split_parts(body: bytes, boundary: str) -> list[bytes]:
-    """The parts' contents, in order (RFC 2046 5.1.1); 400 when the framing is broken or there is no part,
-    415 when a part declares a media type other than application/dicom."""
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    chunks = (b"\r\n" + body).split(delimiter)
-    if len(chunks) < 2:
-        raise errors.BadRequest("malformed multipart body: no boundary delimiter found")
-    parts: list[bytes] = []
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            break  # the close delimiter; what follows is the epilogue
-        line_end = chunk.find(b"\r\n")
-        header_end = chunk.find(b"\r\n\r\n", max(line_end, 0))
-        if line_end < 0 or chunk[:line_end].strip(b" \t") or header_end < 0:
-            raise errors.BadRequest("malformed multipart body: a part has no header block")
-        _check_part_type(chunk[line_end + 2 : header_end + 2])
-        parts.append(chunk[header_end + 4 :])
-    else:
-        raise errors.BadRequest("malformed multipart body: no close delimiter")
-    if not parts:
-        raise errors.BadRequest("the multipart body has no part")
-    return parts
-
-
-def _check_part_type(headers: bytes) -> None:
-    for line in headers.decode("latin-1").split("\r\n"):
-        name, sep, value = line.partition(":")
-        if sep and name.strip().lower() == "content-type":
-            media = value.split(";")[0].strip().lower()
-            if media != DICOM:
-                raise errors.UnsupportedMediaType(f"a part is {media!r}; each part must be {DICOM}")
 
 
 @dataclass

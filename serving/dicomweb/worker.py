@@ -1,39 +1,41 @@
-"""The outbox worker: scores what the intake spooled, builds the results, writes them back to the PACS.
+"""The outbox worker: scores what the intake spooled, in batches through the data plane (batch.py), and writes the
+results back to the PACS (writeback.py).
 
-One task in the gateway's event loop; the blocking parts (decode, SR building, the HTTP write-back) run in
-threads. Items go one at a time in arrival order, so a burst of studies cannot starve the `/v1` routes of
-the model. A failure pauses that stage with exponential backoff and jitter (scoring: the model backend is
-down; write-back: the PACS is), forever: an acknowledged instance is never dropped. An instance that cannot
-be scored, or a result the PACS refuses outright, moves to `failed/` and shows in the metrics.
+One task in the gateway's event loop; the blocking parts (file I/O, decode, SR building, the HTTP write-back) run in
+threads. A pass takes one batch to score and a run of results to deliver from in-memory backlogs (backlog.py), so it
+costs the same however much is waiting: the spool's folders are listed once at start and then once a minute by the
+maintenance, which also picks up files an operator moved back and deletes what outlived the failed/ retention.
+A failure pauses that stage with exponential backoff and jitter (scoring: the model backend is down; write-back: the
+PACS is), forever: an acknowledged instance is never dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import io
 import logging
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
-from pydicom import dcmread
-from pydicom.dataset import Dataset
 
 from serving import errors
 from serving.config import Settings
-from serving.dicomweb import heatmap, intake, report, uids
-from serving.dicomweb.delivery import DeliveryError, ResultsStore
+from serving.dicomweb.backlog import Backlog
+from serving.dicomweb.batch import ScoringStage
+from serving.dicomweb.delivery import ResultsStore
 from serving.dicomweb.metrics import DicomwebMetrics
-from serving.dicomweb.spool import Item, Spool
+from serving.dicomweb.spool import INCOMING, OUTBOX, Entry, FailedStats, Spool
+from serving.dicomweb.writeback import WritebackStage
 from serving.observability.audit import AuditLog
-from serving.observability.logs import request_id_var
-from serving.scoring import ExplainedVerdict, Scorer, Verdict
+from serving.scoring import Scorer
 
 log = logging.getLogger(__name__)
+
+DELIVERIES_PER_PASS = 32
+MAINTENANCE_S = 60.0
+"""How often the spool's folders are listed (operator moves picked up, failed/ retention applied, its gauges)."""
 
 
 class Backoff:
@@ -63,127 +65,114 @@ class Worker:
         self, spool: Spool, store: ResultsStore, scorer: Scorer, audit: AuditLog, metrics: DicomwebMetrics,
         settings: Settings,
     ) -> None:
-        self.spool, self.store, self.scorer, self.audit = spool, store, scorer, audit
-        self.metrics, self.settings = metrics, settings
+        self.spool, self.metrics, self.settings = spool, metrics, settings
         self.wake = asyncio.Event()
         self.scoring = Backoff(settings.results_backoff_s, settings.results_backoff_max_s)
         self.delivery = Backoff(settings.results_backoff_s, settings.results_backoff_max_s)
+        self.scoring_stage = ScoringStage(spool, scorer, audit, settings)
+        self.writeback = WritebackStage(spool, store, metrics)
+        self.to_score, self.to_deliver = Backlog(), Backlog()
+        self.in_progress: list[tuple[str, float]] = []
+        self.failed_count, self.failed_bytes = 0, 0
+        self.failed_since: float | None = None
+        self.next_maintenance = 0.0
+
+    async def load(self) -> None:
+        """At start: what the spool holds, oldest first."""
+        self._merge(*await anyio.to_thread.run_sync(self._survey))
+
+    def received(self, key: str) -> None:
+        """The intake spooled an instance (call on the event loop): it joins the backlog, the worker wakes."""
+        self.to_score.add(key, time.time())
+        self.wake.set()
 
     async def run(self) -> None:
         while True:
             self.wake.clear()
             worked = False
-            # the spool is listed in a thread: with a backlog of thousands of files it takes a while
-            if self.scoring.ready() and (pending := await anyio.to_thread.run_sync(self.spool.incoming)):
-                worked |= await self._stage(self._score, pending[0], self.scoring)
-            if self.delivery.ready() and (results := await anyio.to_thread.run_sync(self.spool.outbox)):
-                worked |= await self._stage(self._deliver, results[0], self.delivery)
-            await anyio.to_thread.run_sync(self.update_gauges)
+            if time.monotonic() >= self.next_maintenance:
+                self._merge(*await anyio.to_thread.run_sync(self._survey))
+            if self.scoring.ready() and self.to_score:
+                worked |= await self._stage(self._score_batch, self.scoring)
+            if self.delivery.ready() and self.to_deliver:
+                worked |= await self._stage(self._deliver_batch, self.delivery)
+            self.update_gauges()
             if not worked:
                 waits = [b.wait_s() for b in (self.scoring, self.delivery) if not b.ready()]
+                waits.append(max(0.01, self.next_maintenance - time.monotonic()))
                 # woken by the intake at once; else when a backoff ends (re-checked at least every 5 s). Not
                 # `asyncio.wait_for`: on 3.11 it swallows a cancellation that comes as the event is set (hung shutdown)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min([5.0, *waits]) or 0.01):
                         await self.wake.wait()
 
-    async def _stage(self, step: Callable[[Item], Awaitable[bool]], item: Item, backoff: Backoff) -> bool:
-        """An unexpected error pauses the stage instead of ending the worker (nothing would be scored or written
-        back until a restart). Only its type is logged: messages of pydicom and highdicom quote element values."""
+    async def _stage(self, step: Callable[[], Awaitable[bool]], backoff: Backoff) -> bool:
+        """A failure pauses the stage instead of ending the worker (nothing would be scored or written back until a
+        restart). Only the error's type or code is logged: messages of pydicom and highdicom quote element values."""
         try:
-            return await step(item)
+            return await step()
+        except errors.GatewayError as exc:  # the model backend failed: the instances stay, scoring pauses
+            log.warning("scoring spooled instances failed (%s); retrying in %.1f s", exc.code, backoff.failed())
         except Exception as exc:
-            pause = backoff.failed()
-            log.error("the DICOMweb worker failed (%s); retrying in %.1f s", type(exc).__name__, pause)
+            log.error("the DICOMweb worker failed (%s); retrying in %.1f s", type(exc).__name__, backoff.failed())
+        return False
+
+    async def _score_batch(self) -> bool:
+        self.in_progress = self.to_score.take(self.settings.dicomweb_batch_images)
+        try:
+            scored = await self.scoring_stage.run(self.in_progress)
+        except Exception:
+            self.to_score.put_back(self.in_progress)
+            raise
+        finally:
+            self.in_progress = []
+        for key, arrived, kinds in scored.results:
+            for kind in kinds:
+                self.to_deliver.add(f"{key}.{kind}", arrived)
+        self._gave_up(scored.failed)
+        self.scoring.succeeded()
+        return True
+
+    async def _deliver_batch(self) -> bool:
+        batch = self.to_deliver.take(DELIVERIES_PER_PASS)
+        try:
+            delivered = await self.writeback.run(batch, self.delivery.failed)
+        except Exception:
+            self.to_deliver.put_back(batch)  # those already delivered are gone from the outbox: skipped later
+            raise
+        self._gave_up(delivered.refused)
+        self.to_deliver.put_back(delivered.left)
+        if delivered.left:
             return False
+        self.delivery.succeeded()
+        return True
+
+    def _gave_up(self, count: int) -> None:
+        if count:
+            self.failed_count += count
+            self.failed_since = self.failed_since or time.time()
+
+    def _survey(self) -> tuple[list[Entry], list[Entry], FailedStats]:
+        """In a thread: the folders listed once, and failed/ past its retention deleted."""
+        retention_s = self.settings.spool_failed_retention_days * 86400
+        return self.spool.entries(INCOMING), self.spool.entries(OUTBOX), self.spool.expire_failed(retention_s)
+
+    def _merge(self, incoming: list[Entry], outbox: list[Entry], failed: FailedStats) -> None:
+        """On the event loop: files not yet known (at start, or moved back by an operator) join the backlogs."""
+        self.next_maintenance = time.monotonic() + MAINTENANCE_S
+        self.to_score.add_all((entry.name, entry.mtime) for entry in incoming)
+        self.to_deliver.add_all((entry.name, entry.mtime) for entry in outbox)
+        self.failed_count, self.failed_bytes = failed.count, failed.size_bytes
+        self.failed_since = time.time() - failed.oldest_age_s if failed.count else None
 
     def update_gauges(self) -> None:
-        """Lists the spool's folders: call it in a thread."""
-        self.metrics.outbox.labels("scoring").set(len(self.spool.incoming()))
-        self.metrics.outbox.labels("delivery").set(len(self.spool.outbox()))
-        self.metrics.outbox.labels("failed").set(len(self.spool.failed()))
-        self.metrics.oldest_pending.set(self.spool.oldest_pending_age_s())
-
-    async def _score(self, item: Item) -> bool:
-        request_id = uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-        try:
-            data = await anyio.to_thread.run_sync(item.path.read_bytes)
-            (result,) = await self.scorer.score([data], None, request_id)
-            if isinstance(result, errors.GatewayError):  # the intake decoded it: this is rare (a changed setting)
-                log.warning("a spooled instance cannot be scored (%s); moved to failed/", result.code)
-                await anyio.to_thread.run_sync(self.spool.give_up, item)
-                return True
-            metadata = await self.scorer.backend.metadata(result.model_version)
-            explained = await self.scorer.explain(data, None, request_id) if self.settings.results_heatmap else None
-            try:
-                source, built = await anyio.to_thread.run_sync(
-                    lambda: self._build(data, result, metadata.positive_label, explained)
-                )
-            except Exception as exc:  # highdicom refuses this header (e.g. PatientSex "X"): retrying is futile
-                log.error("no result can be built for a spooled instance (%s); moved to failed/", type(exc).__name__)
-                await anyio.to_thread.run_sync(self.spool.give_up, item)
-                return True
-            for kind, encoded in built.items():
-                await anyio.to_thread.run_sync(self.spool.put_result, item.key, kind, encoded)
-            await anyio.to_thread.run_sync(self.spool.done, item)
-            self._audit(data, source, result)
-            self.scoring.succeeded()
-            return True
-        except FileNotFoundError:
-            return True  # replaced by a resend meanwhile: its copy is next
-        except errors.GatewayError as exc:  # the model backend failed: the item stays, scoring pauses
-            pause = self.scoring.failed()
-            log.warning("scoring a spooled instance failed (%s); retrying in %.1f s", exc.code, pause)
-            return False
-        finally:
-            request_id_var.reset(token)
-
-    def _build(
-        self, data: bytes, verdict: Verdict, positive_label: str, explained: ExplainedVerdict | None
-    ) -> tuple[Dataset, dict[str, bytes]]:
-        """(the source's header, the encoded results by kind)."""
-        source = intake.read_header(data)
-        built: dict[str, Dataset] = {"sr": report.build_sr(source, verdict, positive_label)}
-        if explained is not None:
-            built["sc"] = heatmap.build_sc(source, explained.pixels, explained.heatmap, verdict)
-        encoded = {}
-        for kind, instance in built.items():
-            buffer = io.BytesIO()
-            instance.save_as(buffer, enforce_file_format=True)
-            encoded[kind] = buffer.getvalue()
-        return source, encoded
-
-    def _audit(self, data: bytes, source: Dataset, verdict: Verdict) -> None:
-        fields = {
-            "event": "dicomweb_result",
-            "request_id": request_id_var.get(),
-            **{name: value for name, value in vars(verdict).items() if name != "subtype"},
-            "image_sha256": hashlib.sha256(data).hexdigest(),
-            "study_uid_sha256": uids.hashed(str(source.StudyInstanceUID)),
-            "sop_instance_uid_sha256": uids.hashed(str(source.SOPInstanceUID)),
-        }
-        self.audit.logger.info("dicomweb_result", extra={"fields": fields})
-
-    async def _deliver(self, item: Item) -> bool:
-        kind = item.path.name.split(".")[1]
-        try:
-            instance = await anyio.to_thread.run_sync(lambda: dcmread(io.BytesIO(item.path.read_bytes())))
-            await anyio.to_thread.run_sync(self.store.store, instance, abandon_on_cancel=True)
-        except FileNotFoundError:
-            return True
-        except DeliveryError as exc:
-            if exc.permanent:
-                self.metrics.delivery_failures.labels("permanent").inc()
-                log.error("write-back refused for good (%s); the result is kept in failed/", exc)
-                await anyio.to_thread.run_sync(self.spool.give_up, item)
-                return True
-            self.metrics.delivery_failures.labels("retriable").inc()
-            pause = self.delivery.failed()
-            log.warning("write-back failed (%s); retrying in %.1f s", exc, pause)
-            return False
-        await anyio.to_thread.run_sync(self.spool.done, item)
-        self.metrics.delivered.labels(kind).inc()
-        self.delivery.succeeded()
-        log.info("result written back", extra={"fields": {"kind": kind}})
-        return True
+        """From the backlogs' counts: costs the same whatever is waiting."""
+        now = time.time()
+        self.metrics.outbox.labels("scoring").set(len(self.to_score) + len(self.in_progress))
+        self.metrics.outbox.labels("delivery").set(len(self.to_deliver))
+        self.metrics.outbox.labels("failed").set(self.failed_count)
+        arrivals = [t for t in (self.to_score.oldest(), self.to_deliver.oldest()) if t is not None]
+        arrivals += [arrived for _, arrived in self.in_progress[:1]]
+        self.metrics.oldest_pending.set(max(0.0, now - min(arrivals)) if arrivals else 0.0)
+        self.metrics.failed_bytes.set(self.failed_bytes)
+        self.metrics.failed_oldest_age.set(now - self.failed_since if self.failed_since is not None else 0.0)

@@ -30,6 +30,9 @@ DEPLOY = REPO / "deploy" / "orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_USER, ORTHANC_PASSWORD = "gateway", "orthanc-test-password-1"
 PACS_KEY, REVOKED_KEY = "pacs-test-key-0123456789", "revoked-key-0123456789"
+STOW_LIMIT_BYTES = 96 * 1024 * 1024
+FORWARD_RETRY = {"FORWARD_RETRY_FIRST_S": "1", "FORWARD_RETRY_MAX_S": "4", "FORWARD_RETRY_ATTEMPTS": "100"}
+"""The Lua script's retries, quick (a gateway restart takes up to a minute here; the shipped pause grows to 60 s)."""
 T = TypeVar("T")
 
 
@@ -73,6 +76,8 @@ class Orthanc:
     http_port: int = field(default_factory=free_port)
     dicom_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=lambda: dict(FORWARD_RETRY))
+    """Orthanc's environment besides the passwords (the Lua script's retry settings)."""
 
     @property
     def url(self) -> str:
@@ -94,7 +99,7 @@ class Orthanc:
     def start(self) -> None:
         path = self.workdir / "orthanc.json"
         path.write_text(json.dumps(self.config(), indent=2))
-        env = {**os.environ, "ORTHANC_GATEWAY_PASSWORD": ORTHANC_PASSWORD, "GATEWAY_PACS_API_KEY": PACS_KEY}
+        env = {**os.environ, "ORTHANC_GATEWAY_PASSWORD": ORTHANC_PASSWORD, "GATEWAY_PACS_API_KEY": PACS_KEY, **self.env}
         with (self.workdir / "orthanc.log").open("ab") as log:
             self.process = subprocess.Popen([orthanc_binary(), str(path)], env=env, stdout=log, stderr=log)
         poll(self._answers, 30, "Orthanc did not answer")
@@ -115,7 +120,8 @@ class Orthanc:
             self.process = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, auth=(ORTHANC_USER, ORTHANC_PASSWORD), timeout=30)
+        password = self.env.get("ORTHANC_GATEWAY_PASSWORD", ORTHANC_PASSWORD)  # a test may rotate it
+        return httpx.Client(base_url=self.url, auth=(ORTHANC_USER, password), timeout=30)
 
     def upload(self, data: bytes) -> str:
         with self.client() as client:
@@ -173,7 +179,8 @@ class Gateway:
             "GATEWAY_RESULTS_DICOMWEB_USERNAME": ORTHANC_USER, "GATEWAY_RESULTS_DICOMWEB_PASSWORD": ORTHANC_PASSWORD,
             "GATEWAY_RESULTS_TIMEOUT_S": "5", "GATEWAY_RESULTS_BACKOFF_S": "0.2", "GATEWAY_RESULTS_BACKOFF_MAX_S": "1",
             "GATEWAY_RESULTS_HEATMAP": "true",
-            "GATEWAY_MAX_BODY_BYTES": str(8 * 1024 * 1024),
+            "GATEWAY_MAX_BODY_BYTES": str(8 * 1024 * 1024),  # /v1; STOW-RS has its own limit:
+            "GATEWAY_DICOMWEB_MAX_BODY_BYTES": str(STOW_LIMIT_BYTES),
             "GATEWAY_UPSTREAM_TIMEOUT_S": str(GENEROUS_UPSTREAM_TIMEOUT_S),
             "GATEWAY_AUDIT_LOG_FILE": str(self.audit_path),
         }

@@ -8,13 +8,24 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from serving.config import Settings
 from serving.dicomweb import stow
 from serving.main import create_app
-from tests.dicomweb.pacs import REVOKED_KEY, Gateway, Picture, multipart, radiograph, to_bytes
+from tests.dicomweb.pacs import (
+    REVOKED_KEY,
+    STOW_LIMIT_BYTES,
+    Gateway,
+    Orthanc,
+    Picture,
+    multipart,
+    one_sr,
+    radiograph,
+    to_bytes,
+)
 
 REFERENCED, FAILED, REASON, SOP = "00081199", "00081198", "00081197", "00081155"
 
@@ -99,8 +110,28 @@ def test_bad_requests_get_the_error_shape(
     assert set(answer["error"]) == {"code", "message", "request_id"}
 
 
-def test_the_body_limit_is_413(dicomweb_gateway: Gateway) -> None:
-    body, content_type = multipart(b"\0" * (9 * 1024 * 1024))  # the test gateway's limit is 8 MiB
+def test_a_study_of_full_size_radiographs_is_taken_over_the_v1_body_limit(
+    orthanc: Orthanc, dicomweb_gateway: Gateway, pneumonia_picture: Picture
+) -> None:
+    """Two uncompressed 16-bit DX of 3000 x 3000 (18 MB each) in one STOW-RS request: over /v1's 8 MiB limit
+    (still 413 there), under STOW-RS's own; streamed to the spool and scored."""
+    gray = np.asarray(Image.fromarray(pneumonia_picture.gray).resize((3000, 3000)))
+    instances = [radiograph(gray, "16bit") for _ in range(2)]
+    body, content_type = multipart(*(to_bytes(ds) for ds in instances))
+    assert 8 * 1024 * 1024 < len(body) < STOW_LIMIT_BYTES
+    status, answer = post(dicomweb_gateway, body, content_type)
+    assert status == 200 and FAILED not in answer, answer
+    for instance in instances:
+        one_sr(orthanc, dicomweb_gateway, instance.StudyInstanceUID)
+    with dicomweb_gateway.client() as client:
+        response = client.post(
+            "/v1/predict", content=to_bytes(instances[0]), headers={"content-type": "application/dicom"}
+        )
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_the_stow_body_limit_is_413(dicomweb_gateway: Gateway) -> None:
+    body, content_type = multipart(b"\0" * (STOW_LIMIT_BYTES + 1024))
     status, answer = post(dicomweb_gateway, body, content_type)
     assert (status, answer["error"]["code"]) == (413, "payload_too_large")
 
