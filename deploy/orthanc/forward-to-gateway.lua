@@ -127,6 +127,79 @@ function OnStoredInstance(instanceId, tags, metadata, origin)
       end
       return
    end
-   local request = { Resources = { instanceId }, Synchronous = false }
-   RestApiPost('/dicom-web/servers/' .. GATEWAY .. '/stow', DumpJson(request, true))
+   Forward(instanceId, 1)
+end
+
+
+-- Retries. Each forward is an Orthanc job, and Orthanc retries no failed job (gateway restarting or down, 503
+-- while it sheds load or its disk is full, 401 after a key rotation): the radiograph would never be scored.
+-- Failed forwards wait and are sent again in rounds, a round only once none of them is still running, after a
+-- pause that doubles from FORWARD_RETRY_FIRST_S to FORWARD_RETRY_MAX_S (any forward that succeeds resets it).
+-- An instance is sent at most FORWARD_RETRY_ATTEMPTS times; then Orthanc's log says so and the instance gets the
+-- metadata GatewayForwarding = "failed after N attempts" (docs/runbook.md, GatewayForwardingFailed).
+-- Orthanc 1.10 gives Lua no timer: the pause is a sleep of the Lua thread, which delays the forwarding of images
+-- arriving meanwhile (never their storage). Orthanc does not save these jobs: a restart of Orthanc forgets the
+-- forwards still waiting (see the runbook to send them again).
+local function Setting(name, default)
+   return tonumber(os.getenv(name) or '') or default
+end
+local RETRY = { attempts = Setting('FORWARD_RETRY_ATTEMPTS', 20), first_s = Setting('FORWARD_RETRY_FIRST_S', 5),
+                max_s = Setting('FORWARD_RETRY_MAX_S', 60) }
+local forwarding = {}  -- job id -> { instance = Orthanc instance id, attempt = n } for the forwards running
+local waiting = {}     -- { instance, attempt } of the failed forwards, for the next round
+local rounds = 0       -- retry rounds since a forward last succeeded
+
+function Forward(instanceId, attempt)
+   local request = DumpJson({ Resources = { instanceId }, Synchronous = false }, true)
+   local ok, answer = pcall(RestApiPost, '/dicom-web/servers/' .. GATEWAY .. '/stow', request)
+   local job = ok and ParseJson(answer or '{}')['ID'] or nil
+   if job == nil then  -- not even submitted: counts as a failed attempt
+      table.insert(waiting, { instance = instanceId, attempt = attempt })
+   else
+      forwarding[job] = { instance = instanceId, attempt = attempt }
+   end
+end
+
+local function RetryRound()
+   if next(forwarding) ~= nil or #waiting == 0 then
+      return  -- a forward still running will end in OnJobSuccess or OnJobFailure, which come back here
+   end
+   rounds = rounds + 1
+   local pause = math.min(RETRY.max_s, RETRY.first_s * 2 ^ (rounds - 1))
+   print(string.format('gateway forwarding: %d instance(s) failed; sending them again in %g s', #waiting, pause))
+   os.execute(string.format('sleep %g', pause))
+   local again = waiting
+   waiting = {}
+   for _, item in ipairs(again) do
+      Forward(item.instance, item.attempt + 1)
+   end
+end
+
+function OnJobFailure(jobId)
+   local item = forwarding[jobId]
+   if item == nil then
+      return  -- not a forward to the gateway
+   end
+   forwarding[jobId] = nil
+   if item.attempt >= RETRY.attempts then
+      print(string.format('gateway forwarding: gave up on instance %s after %d attempts', item.instance, item.attempt))
+      pcall(RestApiPut, '/instances/' .. item.instance .. '/metadata/GatewayForwarding',
+            string.format('failed after %d attempts', item.attempt))
+   else
+      table.insert(waiting, item)
+   end
+   RetryRound()
+end
+
+function OnJobSuccess(jobId)
+   local item = forwarding[jobId]
+   if item == nil then
+      return
+   end
+   forwarding[jobId] = nil
+   rounds = 0
+   if item.attempt > 1 then
+      print(string.format('gateway forwarding: instance %s forwarded at attempt %d', item.instance, item.attempt))
+   end
+   RetryRound()
 end
