@@ -66,8 +66,10 @@ def test_no_identifier_reaches_the_gateways_output(
     leaked = [value for value in spelled_out([*NAMES, "Dr Ophelia Vantongeren", *IDENTIFIERS.values()])
               if value.lower() in output.lower()]
     assert leaked == [], output[-3000:]
-    # the probe could have seen a leak: highdicom did warn about the names without "^" (its message withheld)
-    assert re.search(r"UserWarning from py\.warnings at highdicom/", output), output[-3000:]
+    # the probe could have seen a leak: pydicom logged the invalid date it read (quoting it; withheld here, on
+    # stderr raw before). highdicom's warning about a name without "^" shows too unless another thread's
+    # warnings.catch_warnings (not thread-safe) has the process's filters at "ignore" just then.
+    assert "warning from pydicom at" in output, output[-3000:]
 
 
 def test_library_warnings_records_and_exceptions_are_withheld(capsys: pytest.CaptureFixture[str]) -> None:
