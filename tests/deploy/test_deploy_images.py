@@ -18,7 +18,7 @@ from test_deploy_rollout import models_config
 from devtools.live_servers import REPO
 
 COMPAT = REPO / "deploy/tfserving/serving-compat.json"
-DOCKERFILES = ("Dockerfile", "deploy/model/Dockerfile")
+DOCKERFILES = ("Dockerfile", "deploy/model/Dockerfile", "deploy/orthanc/Dockerfile")
 REFERENCE = re.compile(
     r"(?P<registry>localhost(:\d+)?|[a-z0-9-]+(\.[a-z0-9-]+)+(:\d+)?)/(?P<path>[a-z0-9._-]+(/[a-z0-9._-]+)*)"
     r"(:(?P<tag>\w[\w.-]{0,127}))?(@sha256:(?P<digest>[0-9a-f]{64}))?"
@@ -73,9 +73,9 @@ def test_compose_pulls_only_qualified_pinned_images_and_never_pulls_what_it_buil
 def test_dockerfiles_build_from_qualified_pinned_bases(dockerfile: str) -> None:
     text = (REPO / dockerfile).read_text(encoding="utf-8")
     arguments = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.MULTILINE))
-    stages = re.findall(r"^FROM (\S+) AS (\S+)", text, re.MULTILINE)
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?", text, re.MULTILINE)
     bases = {re.sub(r"\$\{(\w+)\}", lambda m: arguments[m[1]], base) for base, _ in stages}
-    bases -= {name for _, name in stages}  # FROM an earlier stage
+    bases -= {name for _, name in stages if name}  # FROM an earlier stage
     assert bases and [p for base in sorted(bases) for p in image_problems(base)] == []
 
 
