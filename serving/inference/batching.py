@@ -65,11 +65,13 @@ class MicroBatcher:
         self._queue: deque[_Request] = deque()
         self._waiting_images = 0
         self._arrival = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._loop_task = asyncio.get_running_loop().create_task(self._batches())
+        self._loop = asyncio.get_running_loop()
+        self._loop_task = self._loop.create_task(self._batches())
 
     async def close(self) -> None:
         if self._loop_task is not None:
@@ -83,6 +85,9 @@ class MicroBatcher:
 
     async def submit(self, images: np.ndarray, timeout_s: float) -> Outputs:
         """Every output for uint8 [n, H, W, 1], as one model call on these images alone would give them."""
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:  # a caller on another loop (tests)
+            handed_over = asyncio.run_coroutine_threadsafe(self.submit(images, timeout_s), self._loop)
+            return await asyncio.wrap_future(handed_over)
         if self._queue and self._waiting_images + len(images) > self.max_enqueued_images:
             self.metrics.batch_refused.labels("queue_full").inc()
             raise errors.UpstreamOverloaded(

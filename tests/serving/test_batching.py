@@ -176,3 +176,13 @@ async def test_closing_answers_the_waiting_requests() -> None:
     with pytest.raises(errors.NotReady):
         await waiting
     running.cancel()
+
+
+async def test_a_caller_on_another_event_loop_is_answered() -> None:
+    """As an in-process client on the test's loop calls a gateway whose lifespan runs on the TestClient's."""
+    model = RecordingModel()
+    merger = batcher(model, wait_s=0)
+    merger.start()
+    answer = await asyncio.to_thread(lambda: asyncio.run(merger.submit(images(9), timeout_s=5)))
+    assert answer["probability"].tolist() == [9.0]
+    await merger.close()
