@@ -87,7 +87,9 @@ def probe_images(metadata: ModelMetadata, n: int = 4) -> np.ndarray:
 
 def _dense_bincount(node: Any) -> list[Any]:
     """OpenVINO rule for TensorFlow's `DenseBincount` on 1-D values without weights (what `tf.math.bincount`
-    emits for counts): `size` zeros, then one added at each value."""
+    emits for counts): `size` zeros, then one added at each value. TensorFlow ignores values outside [0, size);
+    the exported graph has none (grey level + 256 × image index, size 256 × images), and the check against the
+    SavedModel at load would see a difference."""
     import openvino.opset15 as ops
 
     values, size, weights = node.get_input(0), node.get_input(1), node.get_input(2)

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from radiograph.contract import resolve_model_dir
+from radiograph.precision import PrecisionPoints
 from serving.config import SHIPPED_MODEL_DIR, Settings
 
 MODEL_NAME = "pneumonia"
@@ -33,6 +35,24 @@ def gateway_settings(address: str, **overrides: object) -> Settings:
         "max_batch_images": 4,
     }
     return Settings(**(values | overrides))
+
+
+def embedded_tolerance(gateway: TestClient) -> float:
+    """How far the embedded gateway's P may be from TensorFlow float32, what the Serving stand-in runs: OpenVINO's
+    conversion in float32 (1e-4), the served precision's stored validation max |ΔP| otherwise."""
+    scoring = gateway.app.state.backend.scoring  # type: ignore[attr-defined]
+    if scoring.precision == "float32":
+        return 1e-4
+    points = PrecisionPoints.read(scoring.model.path)
+    assert points is not None
+    return points.precisions[scoring.precision].max_abs_difference
+
+
+def same_verdict(remote: dict, local: dict, tolerance: float) -> bool:
+    """Same P within `tolerance`; the same label unless P lies within `tolerance` of the threshold."""
+    near = abs(remote["probability"] - remote["threshold"]) <= tolerance
+    same_label = near or remote["label"] == local["label"]
+    return abs(remote["probability"] - local["probability"]) <= tolerance and same_label
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
