@@ -24,6 +24,7 @@ import os
 import queue
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,18 @@ class OpenVinoModel:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.outputs(images)[PROBABILITY_OUTPUT]
+
+    def warm_up(self, batch_sizes: Iterable[int]) -> None:
+        """One call of each size on every stream: each allocates its buffers for the largest once, at start."""
+        requests = [self._requests.get() for _ in range(self.parallel_calls)]
+        try:
+            for n in batch_sizes:
+                images = np.zeros((n, self.metadata.input_height, self.metadata.input_width, 1), np.uint8)
+                for request in requests:
+                    request.infer({IMAGE_INPUT: images})
+        finally:
+            for request in requests:
+                self._requests.put(request)
 
     def _check(self, precision: str, compiled: Any = None) -> float:
         """Largest |Δ| of any output on the probe against TensorFlow; the subtype probabilities are compared too,

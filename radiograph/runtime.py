@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -49,6 +50,8 @@ class ScoringModel(Protocol):
     def outputs(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
 
     def predict(self, images: np.ndarray) -> np.ndarray: ...
+
+    def warm_up(self, batch_sizes: Iterable[int]) -> None: ...
 
 
 @dataclass(frozen=True)

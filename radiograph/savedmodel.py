@@ -6,7 +6,7 @@ the local TF Serving stand-in, training's evaluation, the benchmarks and the tes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,11 @@ class LoadedModel:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return self.outputs(images)[PROBABILITY_OUTPUT]
+
+    def warm_up(self, batch_sizes: Iterable[int]) -> None:
+        """One `serving_default` call of each size (tracing, first allocations), before any request."""
+        for n in batch_sizes:
+            self.outputs(self.blank_batch(n))
 
     def blank_batch(self, n: int = 1) -> np.ndarray:
         shape = (n, self.metadata.input_height, self.metadata.input_width, 1)

@@ -57,9 +57,8 @@ class EmbeddedBackend:
                 f"GATEWAY_INFERENCE_RUNTIME={settings.inference_runtime!r}, GATEWAY_INFERENCE_PRECISION="
                 f"{settings.inference_precision!r} cannot be served: {exc}"
             ) from exc
-        # warm-up (graph tracing, first allocations per batch size) takes seconds: no request deadline applies
-        for n in sorted({1, settings.batch_max_size}):
-            await anyio.to_thread.run_sync(scoring.model.outputs, reference.blank_batch(n))
+        # warm-up (graph tracing, every stream's buffers for the largest batch) takes seconds: no deadline applies
+        await anyio.to_thread.run_sync(scoring.model.warm_up, sorted({1, settings.batch_max_size}))
         if EXPLAIN_SIGNATURE in reference.signatures:
             await anyio.to_thread.run_sync(reference.run, EXPLAIN_SIGNATURE, reference.blank_batch())
         self._batcher = MicroBatcher(
