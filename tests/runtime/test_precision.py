@@ -85,7 +85,8 @@ def test_auto_serves_a_validated_bfloat16(model_copy: Path, tmp_path: Path) -> N
 def test_the_gateway_refuses_to_start_with_an_unvalidated_precision(model_copy: Path, tmp_path: Path) -> None:
     settings = Settings(model_dir=model_copy, inference_precision="bfloat16", openvino_cache_dir=tmp_path / "cache")
     app = create_app(settings, registry=CollectorRegistry())
-    with pytest.raises(StartupRefused, match="GATEWAY_INFERENCE_PRECISION='bfloat16' cannot be served"), TestClient(app):
+    refusal_text = "GATEWAY_INFERENCE_PRECISION='bfloat16' cannot be served"
+    with pytest.raises(StartupRefused, match=refusal_text), TestClient(app):
         pass
 
 
@@ -98,7 +99,8 @@ def test_precision_points_are_taken_at_the_models_thresholds(model_copy: Path, t
     float32 = scored.precisions["float32"]
     assert float32.max_abs_difference <= 1e-4 and float32.operating_points["screening"].flipped == 0
     for figures in scored.precisions.values():
-        assert {name: p.threshold for name, p in figures.operating_points.items()} == {"screening": 0.5, "balanced": 0.6}
+        thresholds = {name: p.threshold for name, p in figures.operating_points.items()}
+        assert thresholds == {"screening": 0.5, "balanced": 0.6}
     assert scored.targets == {"screening": 0.98} and (scored.n_positive, scored.n_negative) == (12, 12)
     scored.write(reference.path)
     assert PrecisionPoints.read(reference.path) == scored
