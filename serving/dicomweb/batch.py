@@ -28,7 +28,7 @@ from serving.scoring import ExplainedVerdict, Scorer, Verdict
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_BYTES = 256 * 1024 * 1024
+MAX_BATCH_BYTES = 128 * 1024 * 1024
 """A batch stops growing past this many bytes of source files (uncompressed DX are 20-40 MB each)."""
 
 
@@ -42,9 +42,10 @@ class Claimed:
 
 @dataclass
 class Scored:
-    """What a batch did: results written (key, arrival time, kinds) and how many instances went to failed/."""
+    """What a batch did: results written (outbox name, the source's arrival time) and how many instances went to
+    failed/."""
 
-    results: list[tuple[str, float, list[str]]]
+    results: list[tuple[str, float]]
     failed: int
 
 
@@ -74,12 +75,12 @@ class ScoringStage:
             raise
         finally:
             request_id_var.reset(token)
-        results = []
-        for (item, verdict), (kinds, source, digest) in zip(good, written, strict=True):
+        results: list[tuple[str, float]] = []
+        for (item, verdict), (names, source, digest) in zip(good, written, strict=True):
             if source is not None:
                 self._audit(request_id, digest, source, verdict)
-                results.append((item.key, item.arrived, kinds))
-        return Scored(results, len(claimed) - len(results))
+                results.extend((name, item.arrived) for name in names)
+        return Scored(results, len(claimed) - len(written) + sum(source is None for _, source, _ in written))
 
     def _claim(self, batch: list[tuple[str, float]]) -> list[Claimed]:
         claimed: list[Claimed] = []
@@ -112,29 +113,31 @@ class ScoringStage:
         self, good: list[tuple[Claimed, Verdict]], explained: list[ExplainedVerdict | None],
         unscorable: list[Claimed], positive_label: str,
     ) -> list[tuple[list[str], Dataset | None, str]]:
-        """In a thread: each result built and written to the outbox, then its claimed source removed. Per scored
-        instance: (kinds written; the source's header, None when it went to failed/; the image's sha256)."""
+        """In a thread: the results built and written to the outbox (synced), then their claimed sources removed.
+        Per scored instance: (outbox names; the source's header, None when it went to failed/; the image's sha256)."""
         for item in unscorable:
             self.spool.give_up(item.path)
         done: list[tuple[list[str], Dataset | None, str]] = []
+        results: list[tuple[str, bytes]] = []
         for (item, verdict), explanation in zip(good, explained, strict=True):
             try:
-                source, encoded = self._build(item.data, verdict, positive_label, explanation)
+                source, encoded = self._build(item.key, item.data, verdict, positive_label, explanation)
             except Exception as exc:  # highdicom refuses this header (e.g. a private SOP class): retrying is futile
                 log.error("no result can be built for a spooled instance (%s); moved to failed/", type(exc).__name__)
                 self.spool.give_up(item.path)
                 done.append(([], None, ""))
                 continue
-            for kind, data in encoded.items():
-                self.spool.put_result(item.key, kind, data)
-            self.spool.scored(item.key)
+            results.extend(encoded.items())
             done.append((list(encoded), source, hashlib.sha256(item.data).hexdigest()))
+        self.spool.put_results(results)
+        self.spool.scored([item.key for (item, _), (_, source, _) in zip(good, done, strict=True)
+                           if source is not None])
         return done
 
-    @staticmethod
     def _build(
-        data: bytes, verdict: Verdict, positive_label: str, explained: ExplainedVerdict | None
+        self, key: str, data: bytes, verdict: Verdict, positive_label: str, explained: ExplainedVerdict | None
     ) -> tuple[Dataset, dict[str, bytes]]:
+        """(the source's header, the encoded results by outbox name)."""
         source = intake.read_header(data)
         built: dict[str, Dataset] = {"sr": report.build_sr(source, verdict, positive_label)}
         if explained is not None:
@@ -143,7 +146,7 @@ class ScoringStage:
         for kind, instance in built.items():
             buffer = io.BytesIO()
             instance.save_as(buffer, enforce_file_format=True)
-            encoded[kind] = buffer.getvalue()
+            encoded[self.spool.result_name(key, kind, str(instance.SOPInstanceUID))] = buffer.getvalue()
         return source, encoded
 
     def _audit(self, request_id: str, image_sha256: str, source: Dataset, verdict: Verdict) -> None:

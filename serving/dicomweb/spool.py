@@ -3,7 +3,8 @@ fsync of the folder), so what the gateway acknowledged survives a crash or a res
 
     incoming/<key>.dcm        received and acknowledged, not yet scored
     scoring/<key>.dcm         claimed by the worker (moved out of incoming/ by one rename), being scored
-    outbox/<key>.<kind>.dcm   a result (kind `sr` or `sc`) built, not yet stored in the PACS
+    outbox/<key>.<kind>.<tag>.dcm   a result (kind `sr` or `sc`; tag: from its own UID) built, not yet stored in
+                              the PACS
     failed/...                given up on: the PACS refused it for good, or it could not be scored; kept for an
                               operator (move a file back to incoming/ or outbox/ to retry it) for
                               `GATEWAY_SPOOL_FAILED_RETENTION_DAYS`, then deleted
@@ -87,13 +88,16 @@ class Spool:
         temp.write_bytes(data)
         return self.adopt(sop_instance_uid, temp)
 
-    def put_result(self, key: str, kind: str, data: bytes) -> Path:
-        temp = self.temp_path()
-        with temp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return self._commit(temp, self.result_path(key, kind))
+    def put_results(self, results: list[tuple[str, bytes]]) -> None:
+        """Writes results (outbox names, see `result_name`, and their bytes) durably, the folder synced once."""
+        for name, data in results:
+            temp = self.temp_path()
+            with temp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.result_path(name))
+        _fsync_dir(self.root / OUTBOX)
 
     def _commit(self, temp: Path, target: Path) -> Path:
         os.replace(temp, target)
@@ -120,15 +124,23 @@ class Spool:
         claimed.unlink(missing_ok=True)
         _fsync_dir(self.root / INCOMING)
 
-    def scored(self, key: str) -> None:
-        """The claimed copy's results are in outbox/: it goes (a resend in incoming/ is untouched)."""
-        self._remove(self.root / SCORING / f"{key}.dcm")
+    def scored(self, keys: list[str]) -> None:
+        """The claimed copies' results are in outbox/: they go (a resend in incoming/ is untouched)."""
+        for key in keys:
+            (self.root / SCORING / f"{key}.dcm").unlink(missing_ok=True)
+        _fsync_dir(self.root / SCORING)
 
-    def result_path(self, key: str, kind: str) -> Path:
-        return self.root / OUTBOX / f"{key}.{kind}.dcm"
+    @staticmethod
+    def result_name(key: str, kind: str, result_uid: str) -> str:
+        """A result's outbox name: a newer result of the same instance with other content (another UID) never
+        replaces one being delivered; the same content keeps its name."""
+        return f"{key}.{kind}.{hashlib.sha256(result_uid.encode()).hexdigest()[:16]}"
 
-    def delivered(self, key: str, kind: str) -> None:
-        self._remove(self.result_path(key, kind))
+    def result_path(self, name: str) -> Path:
+        return self.root / OUTBOX / f"{name}.dcm"
+
+    def delivered(self, name: str) -> None:
+        self._remove(self.result_path(name))
 
     def give_up(self, path: Path) -> None:
         """Moves a claimed instance or a result to failed/; its mtime becomes the time it failed (retention)."""

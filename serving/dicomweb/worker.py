@@ -33,6 +33,9 @@ from serving.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
+SCORING_LANES = 2
+"""Batches scored at once: one batch's results are built and written (Python, in a thread) while the next batch is
+in the model. Each lane claims its instances first, so no instance is scored twice at once."""
 DELIVERIES_PER_PASS = 32
 MAINTENANCE_S = 60.0
 """How often the spool's folders are listed (operator moves picked up, failed/ retention applied, its gauges)."""
@@ -72,7 +75,10 @@ class Worker:
         self.scoring_stage = ScoringStage(spool, scorer, audit, settings)
         self.writeback = WritebackStage(spool, store, metrics)
         self.to_score, self.to_deliver = Backlog(), Backlog()
-        self.in_progress: list[tuple[str, float]] = []
+        self.in_progress: list[list[tuple[str, float]]] = []
+        """The batches being scored (one per lane at most)."""
+        self.delivered = asyncio.Event()
+        """Set when results join the delivery backlog."""
         self.failed_count, self.failed_bytes = 0, 0
         self.failed_since: float | None = None
         self.next_maintenance = 0.0
@@ -87,24 +93,34 @@ class Worker:
         self.wake.set()
 
     async def run(self) -> None:
+        """Scoring lanes, the write-back and the maintenance, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for _ in range(SCORING_LANES):
+                group.create_task(self._loop(self._score_batch, self.scoring, self.to_score, self.wake))
+            group.create_task(self._loop(self._deliver_batch, self.delivery, self.to_deliver, self.delivered))
+            group.create_task(self._maintain())
+
+    async def _loop(
+        self, step: Callable[[], Awaitable[bool]], backoff: Backoff, backlog: Backlog, wake: asyncio.Event
+    ) -> None:
         while True:
-            self.wake.clear()
-            worked = False
+            wake.clear()
+            if backoff.ready() and backlog and await self._stage(step, backoff):
+                continue
+            # woken when there is work (the intake, a scored batch), else when the backoff ends (re-checked at least
+            # every 5 s). Not `asyncio.wait_for`: on 3.11 it swallows a cancellation that comes as the event is set
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(5.0, backoff.wait_s()) or 5.0):
+                    await wake.wait()
+
+    async def _maintain(self) -> None:
+        while True:
             if time.monotonic() >= self.next_maintenance:
                 self._merge(*await anyio.to_thread.run_sync(self._survey))
-            if self.scoring.ready() and self.to_score:
-                worked |= await self._stage(self._score_batch, self.scoring)
-            if self.delivery.ready() and self.to_deliver:
-                worked |= await self._stage(self._deliver_batch, self.delivery)
+                self.wake.set()
+                self.delivered.set()
             self.update_gauges()
-            if not worked:
-                waits = [b.wait_s() for b in (self.scoring, self.delivery) if not b.ready()]
-                waits.append(max(0.01, self.next_maintenance - time.monotonic()))
-                # woken by the intake at once; else when a backoff ends (re-checked at least every 5 s). Not
-                # `asyncio.wait_for`: on 3.11 it swallows a cancellation that comes as the event is set (hung shutdown)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min([5.0, *waits]) or 0.01):
-                        await self.wake.wait()
+            await asyncio.sleep(min(5.0, max(0.0, self.next_maintenance - time.monotonic())))
 
     async def _stage(self, step: Callable[[], Awaitable[bool]], backoff: Backoff) -> bool:
         """A failure pauses the stage instead of ending the worker (nothing would be scored or written back until a
@@ -118,17 +134,18 @@ class Worker:
         return False
 
     async def _score_batch(self) -> bool:
-        self.in_progress = self.to_score.take(self.settings.dicomweb_batch_images)
+        batch = self.to_score.take(self.settings.dicomweb_batch_images)
+        self.in_progress.append(batch)
         try:
-            scored = await self.scoring_stage.run(self.in_progress)
+            scored = await self.scoring_stage.run(batch)
         except Exception:
-            self.to_score.put_back(self.in_progress)
+            self.to_score.put_back(batch)
             raise
         finally:
-            self.in_progress = []
-        for key, arrived, kinds in scored.results:
-            for kind in kinds:
-                self.to_deliver.add(f"{key}.{kind}", arrived)
+            self.in_progress.remove(batch)
+            self.update_gauges()
+        self.to_deliver.add_all(scored.results)
+        self.delivered.set()
         self._gave_up(scored.failed)
         self.scoring.succeeded()
         return True
@@ -142,6 +159,7 @@ class Worker:
             raise
         self._gave_up(delivered.refused)
         self.to_deliver.put_back(delivered.left)
+        self.update_gauges()
         if delivered.left:
             return False
         self.delivery.succeeded()
@@ -168,11 +186,11 @@ class Worker:
     def update_gauges(self) -> None:
         """From the backlogs' counts: costs the same whatever is waiting."""
         now = time.time()
-        self.metrics.outbox.labels("scoring").set(len(self.to_score) + len(self.in_progress))
+        self.metrics.outbox.labels("scoring").set(len(self.to_score) + sum(map(len, self.in_progress)))
         self.metrics.outbox.labels("delivery").set(len(self.to_deliver))
         self.metrics.outbox.labels("failed").set(self.failed_count)
         arrivals = [t for t in (self.to_score.oldest(), self.to_deliver.oldest()) if t is not None]
-        arrivals += [arrived for _, arrived in self.in_progress[:1]]
+        arrivals += [batch[0][1] for batch in self.in_progress if batch]
         self.metrics.oldest_pending.set(max(0.0, now - min(arrivals)) if arrivals else 0.0)
         self.metrics.failed_bytes.set(self.failed_bytes)
         self.metrics.failed_oldest_age.set(now - self.failed_since if self.failed_since is not None else 0.0)

@@ -35,12 +35,11 @@ class WritebackStage:
         self.spool, self.store, self.metrics = spool, store, metrics
 
     async def run(self, batch: list[tuple[str, float]], paused: Callable[[], float]) -> Delivered:
-        """Delivers `batch` (`<key>.<kind>` names, with their arrival times) until one cannot be stored now; then
+        """Delivers `batch` (outbox names, with their arrival times) until one cannot be stored now; then
         calls `paused()` (the stage's backoff, which returns the pause) and leaves the rest, that one first."""
         refused = 0
         for index, (name, _) in enumerate(batch):
-            key, kind = name.split(".")
-            path = self.spool.result_path(key, kind)
+            kind, path = name.split(".")[1], self.spool.result_path(name)
             try:
                 instance = await anyio.to_thread.run_sync(_read, path)
                 await anyio.to_thread.run_sync(self.store.store, instance, abandon_on_cancel=True)
@@ -64,7 +63,7 @@ class WritebackStage:
                 else:
                     log.warning("write-back failed (%s); retrying in %.1f s", exc, pause)
                 return Delivered(batch[index:], refused)
-            await anyio.to_thread.run_sync(self.spool.delivered, key, kind)
+            await anyio.to_thread.run_sync(self.spool.delivered, name)
             self.metrics.delivered.labels(kind).inc()
             self._paused(None)
             log.info("result written back", extra={"fields": {"kind": kind}})
