@@ -136,7 +136,7 @@ end
 -- Failed forwards wait and are sent again in rounds, a round only once none of them is still running, after a
 -- pause that doubles from FORWARD_RETRY_FIRST_S to FORWARD_RETRY_MAX_S (any forward that succeeds resets it).
 -- An instance is sent at most FORWARD_RETRY_ATTEMPTS times; then Orthanc's log says so and the instance gets the
--- metadata GatewayForwarding = "failed after N attempts" (docs/runbook.md, GatewayForwardingFailed).
+-- metadata GatewayForwarding = "failed after N attempts" (docs/runbook.md, "Orthanc forwarding").
 -- Orthanc 1.10 gives Lua no timer: the pause is a sleep of the Lua thread, which delays the forwarding of images
 -- arriving meanwhile (never their storage). Orthanc does not save these jobs: a restart of Orthanc forgets the
 -- forwards still waiting (see the runbook to send them again).
