@@ -119,7 +119,11 @@ def report(images: list[bytes], seconds: float, rounds: int, totals: dict, score
               if line.startswith("gateway_inference_runtime_info{") and line.endswith(" 1.0")]
     print(f"\n{len(images)} full-resolution JPEGs, {rounds} × {seconds:g} s per server and level, loopback; "
           f"{os.cpu_count()} CPUs: {cpu_name()}")
-    print(f"gateway (default settings) scores with: {served[0].split('{')[1].split('}')[0] if served else '?'}")
+    calls = {line.split()[0]: float(line.split()[1]) for line in metrics_text.splitlines()
+             if line.startswith(("gateway_batch_size_images_sum", "gateway_batch_size_images_count"))}
+    mean_batch = calls.get("gateway_batch_size_images_sum", 0) / max(calls.get("gateway_batch_size_images_count", 0), 1)
+    print(f"gateway (default settings) scores with: {served[0].split('{')[1].split('}')[0] if served else '?'}; "
+          f"{mean_batch:.1f} images per model call on average over the whole run")
     print(f"{'server':8s} {'conc':>4s} {'images/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'shed':>5s} {'fail':>5s}")
     rates = {}
     for (name, concurrency), results in totals.items():
