@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import numpy as np
@@ -43,9 +43,10 @@ def server(command: list[str], env: dict[str, str], ready_path: str, port: int) 
         stop(process, timeout_s=60)
 
 
-async def level(url: str, path: str, images: list[bytes], concurrency: int, seconds: float) -> dict[str, float]:
+async def level(url: str, path: str, images: list[bytes], concurrency: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     failures = shed = sent = 0
+    codes: dict[int, int] = {}
 
     async def worker(client: httpx.AsyncClient, stop_at: float) -> None:
         nonlocal failures, shed, sent
@@ -65,6 +66,7 @@ async def level(url: str, path: str, images: list[bytes], concurrency: int, seco
                 await asyncio.sleep(float(response.headers["retry-after"]))
             else:
                 failures += 1
+                codes[response.status_code] = codes.get(response.status_code, 0) + 1
 
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
@@ -72,8 +74,8 @@ async def level(url: str, path: str, images: list[bytes], concurrency: int, seco
         await asyncio.gather(*(worker(client, started + seconds) for _ in range(concurrency)))
         elapsed = time.monotonic() - started
     return {
-        "images": len(latencies), "seconds": elapsed, "shed": shed, "failures": failures,
-        "latencies": latencies,  # type: ignore[dict-item]
+        "images": len(latencies), "seconds": elapsed, "shed": shed, "failures": failures, "codes": codes,
+        "latencies": latencies,
     }
 
 
@@ -132,7 +134,12 @@ def report(images: list[bytes], seconds: float, rounds: int, totals: dict, score
         rates[name, concurrency] = rate
         p50, p99 = (np.percentile(latencies, q) * 1e3 if latencies else float("nan") for q in (50, 99))
         shed, failures = sum(r["shed"] for r in results), sum(r["failures"] for r in results)
-        print(f"{name:8s} {concurrency:4d} {rate:9.2f} {p50:8.0f} {p99:8.0f} {shed:5d} {failures:5d}")
+        codes: dict[int, int] = {}
+        for r in results:
+            for code, count in r["codes"].items():
+                codes[code] = codes.get(code, 0) + count
+        answered = ", ".join(f"{count}× {code}" for code, count in sorted(codes.items()))
+        print(f"{name:8s} {concurrency:4d} {rate:9.2f} {p50:8.0f} {p99:8.0f} {shed:5d} {failures:5d}  {answered}")
     print("\nthroughput gateway / naive:")
     for concurrency in LEVELS:
         print(f"  {concurrency:2d} clients: {rates['gateway', concurrency] / rates['naive', concurrency]:.2f}×")
