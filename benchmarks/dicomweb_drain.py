@@ -10,8 +10,9 @@ process on the shipped model with the gateway's default backend, runtime and mic
              request until every SR is stored
 
 The PACS is the Debian Orthanc (deploy/orthanc's configuration) on loopback: delivery costs what it costs there.
+Each drain is compared with the batched speed measured just before and just after it, in every round.
 
-    .venv/bin/python -m benchmarks.dicomweb_drain [--instances 64]
+    .venv/bin/python -m benchmarks.dicomweb_drain [--instances 64] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ async def chunks(body: bytes) -> AsyncIterator[bytes]:
         yield body[offset : offset + 65536]
 
 
-async def measure(count: int, spool: Path, results_url: str) -> dict[str, float]:
+async def measure(count: int, rounds: int, spool: Path, results_url: str) -> dict[str, list[float]]:
+    """Per round: batched, backlog, batched, burst; a last batched after the rounds. Each drain is compared with
+    the batched speeds measured just before and after it (the machine's other load changes over minutes)."""
     settings = Settings(
         spool_dir=spool, results_dicomweb_url=results_url, results_dicomweb_username=ORTHANC_USER,
         results_dicomweb_password=ORTHANC_PASSWORD, results_backoff_s=0.2, results_backoff_max_s=1,  # type: ignore[arg-type]
@@ -104,60 +107,72 @@ async def measure(count: int, spool: Path, results_url: str) -> dict[str, float]
     metrics = GatewayMetrics(CollectorRegistry())
     backend = make_backend(settings, metrics)
     await backend.start()
+    figures: dict[str, list[float]] = {"batched": [], "backlog": [], "burst": []}
     try:
         scorer = Scorer(backend, settings, metrics)
         data = instances(count)
-        figures = {"batched": await batched_speed(scorer, data, settings.dicomweb_batch_images, max(4, count // 8))}
 
-        # backlog: in incoming/ before the worker starts
-        service = DicomwebService(settings, metrics.registry)
-        assert service.spool is not None
-        service.spool.open()
-        for item in instances(count):
-            service.spool.receive(generate_uid(), item)  # fresh spool keys; the SR UIDs come from the headers
-        started = time.perf_counter()
-        await service.start(scorer, AuditLog())
-        await drained(service, count)
-        figures["backlog"] = count / (time.perf_counter() - started)
+        async def batched() -> None:
+            calls = max(4, count // settings.dicomweb_batch_images)
+            figures["batched"].append(await batched_speed(scorer, data, settings.dicomweb_batch_images, calls))
 
-        # burst: through the intake, the worker running
-        requests = [data[k : k + PER_REQUEST] for k in range(0, count, PER_REQUEST)]
-        gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
-
-        async def send(parts: list[bytes]) -> None:
-            body, content_type = multipart(*parts)
-            async with gate:
-                response = await service.store(chunks(body), len(body), content_type.split("boundary=")[1], None, None)
-            assert response.status_code == 200, response.to_json()
-
-        started = time.perf_counter()
-        await asyncio.gather(*(send(parts) for parts in requests))
-        await drained(service, 2 * count)
-        figures["burst"] = count / (time.perf_counter() - started)
-        await service.close()
+        for _ in range(rounds):
+            await batched()
+            service = DicomwebService(settings, CollectorRegistry())  # its own counters
+            assert service.spool is not None
+            service.spool.open()
+            for item in instances(count):  # the backlog: in incoming/ before the worker starts
+                service.spool.receive(generate_uid(), item)  # fresh spool keys; the SR UIDs come from the headers
+            started = time.perf_counter()
+            await service.start(scorer, AuditLog())
+            await drained(service, count)
+            figures["backlog"].append(count / (time.perf_counter() - started))
+            await batched()
+            started = time.perf_counter()  # the burst: through the intake, the worker running
+            await burst(service, instances(count))
+            await drained(service, 2 * count)
+            figures["burst"].append(count / (time.perf_counter() - started))
+            await service.close()
+        await batched()
     finally:
         await backend.close()
     return figures
 
 
+async def burst(service: DicomwebService, data: list[bytes]) -> None:
+    gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
+
+    async def send(parts: list[bytes]) -> None:
+        body, content_type = multipart(*parts)
+        async with gate:
+            response = await service.store(chunks(body), len(body), content_type.split("boundary=")[1], None, None)
+        assert response.status_code == 200, response.to_json()
+
+    await asyncio.gather(*(send(data[k : k + PER_REQUEST]) for k in range(0, len(data), PER_REQUEST)))
+
+
 def main(
-    count: Annotated[int, typer.Option("--instances", help="Instances in the backlog and in the burst.")] = 64,
+    count: Annotated[int, typer.Option("--instances", help="Instances in each backlog and each burst.")] = 64,
+    rounds: Annotated[int, typer.Option(help="Rounds of batched, backlog, batched, burst.")] = 2,
 ) -> None:
     configure_logging("WARNING")  # the worker's retries, should the PACS refuse
     with tempfile.TemporaryDirectory(prefix="dicomweb-drain-") as workdir:
         orthanc = Orthanc(Path(workdir), "http://127.0.0.1:9")
         orthanc.start()
         try:
-            figures = asyncio.run(measure(count, Path(workdir) / "spool", f"{orthanc.url}/dicom-web"))
+            figures = asyncio.run(measure(count, rounds, Path(workdir) / "spool", f"{orthanc.url}/dicom-web"))
         finally:
             orthanc.stop()
     batched = figures["batched"]
-    print(f"\n{count} CR instances (the 16 full-resolution samples, uncompressed 8-bit), shipped model, "
-          f"default backend settings; PACS: Debian Orthanc on loopback; CPU: {cpu_name()}")
-    print(f"model, batched through the data plane: {batched:6.2f} instances/s")
-    for name in ("backlog", "burst"):
-        print(f"{name:7s} drained:                    {figures[name]:6.2f} instances/s  "
-              f"({figures[name] / batched:.2f} of the batched speed)")
+    print(f"\n{count} CR instances per drain (the 16 full-resolution samples, uncompressed 8-bit), {rounds} rounds, "
+          f"shipped model, default backend settings; PACS: Debian Orthanc on loopback; CPU: {cpu_name()}")
+    print("model, batched through the data plane: " + ", ".join(f"{rate:.2f}" for rate in batched) + " instances/s")
+    for name, first in (("backlog", 0), ("burst", 1)):
+        ratios = [rate / ((batched[2 * k + first] + batched[2 * k + first + 1]) / 2)
+                  for k, rate in enumerate(figures[name])]
+        print(f"{name:7s} drained: " + ", ".join(f"{rate:.2f}" for rate in figures[name]) + " instances/s; "
+              "against the batched speed just before and after: " + ", ".join(f"{r:.2f}" for r in ratios)
+              + f" (mean {sum(ratios) / len(ratios):.2f})")
 
 
 if __name__ == "__main__":

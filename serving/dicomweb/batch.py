@@ -8,6 +8,7 @@ pauses; an instance that cannot be scored, or whose result cannot be built, move
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
@@ -52,6 +53,9 @@ class Scored:
 class ScoringStage:
     def __init__(self, spool: Spool, scorer: Scorer, audit: AuditLog, settings: Settings) -> None:
         self.spool, self.scorer, self.audit, self.settings = spool, scorer, audit, settings
+        self.model_turn = asyncio.Lock()
+        """Held while a batch is decoded and scored: a full-size DX decode peaks at about 15x its file's size, so
+        lanes take turns there, and overlap only the building and writing of results with the model."""
 
     async def run(self, batch: list[tuple[str, float]]) -> Scored:
         """Raises the backend's GatewayError (or any unexpected error) after putting every claim back."""
@@ -61,14 +65,16 @@ class ScoringStage:
         request_id = uuid.uuid4().hex
         token = request_id_var.set(request_id)
         try:
-            verdicts = await self.scorer.score([item.data for item in claimed], None, request_id)
+            async with self.model_turn:  # one lane decodes and scores while the other builds its results
+                verdicts = await self.scorer.score([item.data for item in claimed], None, request_id)
             good = [(item, v) for item, v in zip(claimed, verdicts, strict=True) if isinstance(v, Verdict)]
             unscorable = [item for item, v in zip(claimed, verdicts, strict=True) if not isinstance(v, Verdict)]
             for verdict in verdicts:
                 if isinstance(verdict, errors.GatewayError):  # the intake decoded it: rare (a changed setting)
                     log.warning("a spooled instance cannot be scored (%s); moved to failed/", verdict.code)
             positive = (await self.scorer.backend.metadata(good[0][1].model_version)).positive_label if good else ""
-            explained = [await self._explain(item, request_id) for item, _ in good]
+            async with self.model_turn:
+                explained = [await self._explain(item, request_id) for item, _ in good]
             written = await anyio.to_thread.run_sync(self._write, good, explained, unscorable, positive)
         except Exception:
             await anyio.to_thread.run_sync(self._release, claimed)  # those already scored are gone: no-op
