@@ -14,8 +14,8 @@
         ├── RateLimited              429, retried (.retry_after)
         ├── ServerError              500 internal_error; 502 upstream_error
         ├── NotSupported             501 not_supported (the gateway's backend or model lacks the feature, e.g. explain)
-        ├── ServiceUnavailable       503 overloaded, not_ready, upstream_unavailable, upstream_overloaded;
-        │                                retried (.retry_after)
+        ├── ServiceUnavailable       503 overloaded, not_ready, upstream_unavailable, upstream_overloaded,
+        │                                spool_unavailable; retried (.retry_after)
         └── GatewayTimeout           504 upstream_timeout, retried
 
 The class is chosen from the error body's `code` first, then from the HTTP status; an unknown code with an
@@ -132,6 +132,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "not_ready": ServiceUnavailable,
     "upstream_unavailable": ServiceUnavailable,
     "upstream_overloaded": ServiceUnavailable,
+    "spool_unavailable": ServiceUnavailable,
     "upstream_timeout": GatewayTimeout,
 }
 _BY_STATUS: dict[int, type[APIError]] = {
