@@ -34,6 +34,7 @@ from pydicom.uid import ComputedRadiographyImageStorage, ExplicitVRLittleEndian,
 
 from benchmarks._samples import fullres
 from benchmarks.model_cost import cpu_name
+from devtools.pacs import ORTHANC_PASSWORD, ORTHANC_USER, Orthanc, multipart
 from serving.config import Settings
 from serving.dicomweb.service import DicomwebService
 from serving.inference.factory import make_backend
@@ -41,7 +42,6 @@ from serving.observability.audit import AuditLog
 from serving.observability.logs import configure_logging
 from serving.observability.metrics import GatewayMetrics
 from serving.scoring import Scorer
-from tests.dicomweb.pacs import ORTHANC_PASSWORD, ORTHANC_USER, Orthanc, multipart
 
 PER_REQUEST, CONCURRENT_REQUESTS = 8, 4
 

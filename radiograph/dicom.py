@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import warnings
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from radiograph.image_errors import ImageError, ImageTooLarge, UnsupportedImageFormat
+from radiograph.warning_filters import warning_filter
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -60,8 +60,7 @@ def decode_dicom(
 
     _keep_pydicom_logs_in_process()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns about non-conformant values, quoting them
+        with warning_filter("ignore"):  # pydicom warns about non-conformant values, quoting them
             dataset = pydicom.dcmread(io.BytesIO(data))
             _check_header(dataset, max_pixels, modalities)
             stored = _stored_values(dataset)

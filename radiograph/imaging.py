@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import time
-import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from radiograph.image_errors import EmptyImage as EmptyImage
 from radiograph.image_errors import ImageError as ImageError
 from radiograph.image_errors import ImageTooLarge as ImageTooLarge
 from radiograph.image_errors import UnsupportedImageFormat as UnsupportedImageFormat
+from radiograph.warning_filters import warning_filter
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG"})
 DEFAULT_MAX_PIXELS = 40_000_000  # a 6k×6k detector image; far above any CR/DX radiograph
@@ -78,21 +78,18 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     if not data:
         raise EmptyImage("the image is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with warning_filter("error", Image.DecompressionBombWarning):  # only the header parse: decoding runs freely
             image: Image.Image = Image.open(io.BytesIO(data))
-            image_format = image.format
-            if image_format not in SUPPORTED_FORMATS:
-                raise UnsupportedImageFormat(f"unsupported image format {image_format}; send JPEG or PNG")
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"image is {width}x{height} pixels; the limit is {max_pixels} pixels"
-                )
-            if image_format == "JPEG":  # libjpeg's own grayscale output, as the training set was read
-                image.draft("L", image.size)
-            image.load()
-            image = ImageOps.exif_transpose(image)
+        image_format = image.format
+        if image_format not in SUPPORTED_FORMATS:
+            raise UnsupportedImageFormat(f"unsupported image format {image_format}; send JPEG or PNG")
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+        if image_format == "JPEG":  # libjpeg's own grayscale output, as the training set was read
+            image.draft("L", image.size)
+        image.load()
+        image = ImageOps.exif_transpose(image)
     except ImageError:
         raise
     except UnidentifiedImageError as exc:

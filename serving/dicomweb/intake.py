@@ -9,7 +9,6 @@ the sender still waits for the answer instead of ending up in the spool's `faile
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from radiograph import dicom, imaging
+from radiograph.warning_filters import warning_filter
 from serving.dicomweb import population, stow
 
 
@@ -73,8 +73,7 @@ def examine(
 def read_header(data: bytes) -> Dataset:
     """A Part 10 file's data set without its pixel data; pydicom's warnings (they quote element values) muted.
     Every element is converted here, inside the mute, rather than on first access (pydicom reads lazily)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warning_filter("ignore"):
         header = dcmread(io.BytesIO(data), stop_before_pixels=True)
         header.walk(lambda _dataset, _element: None)
         return header

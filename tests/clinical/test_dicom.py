@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from pydicom.dataset import Dataset
 from pydicom.uid import MPEG4HP41, JPEG2000Lossless, RLELossless
 
+from devtools import dicom_files
 from radiograph import dicom, imaging
 from serving.config import Settings
-from tests.clinical import dicom_files
 from tests.clinical.pictures import Picture
 
 PROBABILITY_TOLERANCE = 1e-4

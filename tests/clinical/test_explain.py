@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
+from devtools import dicom_files
 from radiograph.contract import ModelMetadata
 from radiograph.overlay import overlay
-from tests.clinical import dicom_files
 from tests.clinical.pictures import Picture
 
 FEATURE_STRIDE = 32  # the backbone's total stride: a 224 px input gives a 7×7 feature grid

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from devtools import dicom_files
 from devtools.live_servers import gateway_thread
 from radiograph.contract import ModelMetadata
 from serving.config import Settings
 from serving.main import create_app
-from tests.clinical import dicom_files
 from tests.clinical.fakes import FixedBackend
 from tests.clinical.pictures import Picture
 

@@ -31,9 +31,9 @@ from k8s_render import container, one, render
 from test_deploy_pacs_intake import resolved_env
 
 from devtools.live_servers import REPO, free_port, stop, wait_until_ok
+from devtools.pacs import multipart, radiograph, to_bytes
 from localserving import BackgroundServer
 from serving.config import Settings
-from tests.dicomweb.pacs import multipart, radiograph, to_bytes
 from tests.tfserving.harness import link_version
 
 TARGET = "k8s/overlays/production"

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devtools.pacs import Gateway, Orthanc, Picture, orthanc_binary
 from radiograph import imaging
-from tests.dicomweb.pacs import Gateway, Orthanc, Picture, orthanc_binary
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from devtools.pacs import radiograph, to_bytes
 from serving.config import Settings
 from serving.dicomweb import report
 from serving.dicomweb.delivery import DeliveryError, ResultsStore
@@ -21,7 +22,6 @@ from serving.dicomweb.worker import Worker
 from serving.observability.audit import AuditLog
 from serving.verdict import Verdict
 from tests.dicomweb.fake_pacs import Answer, scripted_pacs
-from tests.dicomweb.pacs import radiograph, to_bytes
 from tests.dicomweb.test_dicomweb_worker import FakeScorer, drive
 
 GRAY = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)

@@ -12,10 +12,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from serving.config import Settings
-from serving.dicomweb import stow
-from serving.main import create_app
-from tests.dicomweb.pacs import (
+from devtools.pacs import (
     REVOKED_KEY,
     STOW_LIMIT_BYTES,
     Gateway,
@@ -26,6 +23,9 @@ from tests.dicomweb.pacs import (
     radiograph,
     to_bytes,
 )
+from serving.config import Settings
+from serving.dicomweb import stow
+from serving.main import create_app
 
 REFERENCED, FAILED, REASON, SOP = "00081199", "00081198", "00081197", "00081155"
 
@@ -161,7 +161,7 @@ def test_compose_wires_orthanc_and_the_gateway_as_the_tests_do() -> None:
 
     import yaml
 
-    from tests.dicomweb.pacs import DEPLOY, REPO
+    from devtools.pacs import DEPLOY, REPO
 
     services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
     orthanc, gateway = services["orthanc"], services["gateway"]

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ComputedRadiographyImageStorage
 from pynetdicom import AE
 
-from tests.dicomweb.pacs import (
+from devtools.pacs import (
     Gateway,
     Orthanc,
     Picture,
@@ -117,7 +117,7 @@ def test_pixel_encodings_score_as_predict(
 def test_the_same_instance_sent_twice_leaves_one_sr(
     orthanc: Orthanc, dicomweb_gateway: Gateway, pneumonia_picture: Picture
 ) -> None:
-    from tests.dicomweb.pacs import multipart
+    from devtools.pacs import multipart
 
     source = radiograph(pneumonia_picture.gray)
     body, content_type = multipart(to_bytes(source))

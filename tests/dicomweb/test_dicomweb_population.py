@@ -15,13 +15,13 @@ from pydicom import config
 from pydicom.dataset import Dataset
 from pydicom.uid import DigitalXRayImageStorageForProcessing
 
+from devtools.pacs import Gateway, Orthanc, Picture, multipart, one_sr, radiograph, to_bytes
 from radiograph.contract import IntendedPopulation, ModelMetadata
 from serving import errors
 from serving.config import Settings
 from serving.dicomweb import intake, stow
 from serving.dicomweb.population import REASONS, Eligibility, age_months
 from serving.dicomweb.service import DicomwebService
-from tests.dicomweb.pacs import Gateway, Orthanc, Picture, multipart, one_sr, radiograph, to_bytes
 from tests.dicomweb.test_dicomweb_errors import failures, post
 
 GRAY = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)

@@ -12,8 +12,8 @@ import pytest
 from pydicom import config
 from pydicom.dataset import Dataset
 
+from devtools.pacs import SR_WITHIN_S, Gateway, Orthanc, Picture, multipart, poll, radiograph, to_bytes
 from serving.observability.logs import configure_logging
-from tests.dicomweb.pacs import SR_WITHIN_S, Gateway, Orthanc, Picture, multipart, poll, radiograph, to_bytes
 
 NAMES = ["Quentin Zabriskie", "Zabriskie^Quentin^Ulysses", "ZOË ÅNGSTRÖMSDOTTIR", "Vantongeren, Ophelia"]
 IDENTIFIERS = {"PatientID": "PIDX-99172-QZ", "AccessionNumber": "ACCX5531QZ", "OtherPatientIDs": "OPIDX-4471-QZ"}

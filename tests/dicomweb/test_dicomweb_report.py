@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
+from devtools.pacs import radiograph
 from serving.dicomweb import heatmap, report
 from serving.verdict import Verdict
-from tests.dicomweb.pacs import radiograph
 
 GRAY = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
 VERDICT = Verdict("PNEUMONIA", 0.75, 0.5, "screening", "pneumonia", 5)

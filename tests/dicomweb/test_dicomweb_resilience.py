@@ -7,9 +7,9 @@ import json
 import socket
 from pathlib import Path
 
+from devtools.dicom_files import PATIENT_TAGS
+from devtools.pacs import SR_WITHIN_S, Gateway, Orthanc, Picture, multipart, one_sr, poll, radiograph, to_bytes
 from serving.dicomweb.uids import hashed
-from tests.clinical.dicom_files import PATIENT_TAGS
-from tests.dicomweb.pacs import SR_WITHIN_S, Gateway, Orthanc, Picture, multipart, one_sr, poll, radiograph, to_bytes
 
 SENT_STUDIES: list[str] = []
 

@@ -13,11 +13,11 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from devtools.live_servers import gateway_thread
+from devtools.pacs import multipart, radiograph, to_bytes
 from radiograph.contract import ModelMetadata, OperatingPoint
 from serving.config import Settings
 from serving.main import create_app
 from tests.clinical.fakes import FixedBackend
-from tests.dicomweb.pacs import multipart, radiograph, to_bytes
 
 METADATA = ModelMetadata(
     labels=("NORMAL", "PNEUMONIA"), input_height=224, input_width=224,

@@ -20,13 +20,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydicom.dataset import Dataset
 
+from devtools.pacs import radiograph, to_bytes
 from serving.config import Settings
 from serving.dicomweb.metrics import DicomwebMetrics
 from serving.dicomweb.spool import Spool
 from serving.dicomweb.worker import Worker
 from serving.observability.audit import AuditLog
 from serving.verdict import Verdict
-from tests.dicomweb.pacs import radiograph, to_bytes
 
 GRAY = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from devtools import dicom_files
 from devtools.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, free_port, gateway_thread
 from serving.config import Settings
 from serving.main import create_app
-from tests.clinical import dicom_files
 from tests.v2.live import API_KEY, LiveV2, Picture, gray, png
 
 

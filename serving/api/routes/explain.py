@@ -8,11 +8,11 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from radiograph.overlay import overlay_png
 from serving.api.deps import ApiKeyNameDep, AuditDep, RequestIdDep, ScorerDep
 from serving.api.routes.predict import ERRORS, OperatingPointQuery
 from serving.api.schemas import Explanation
 from serving.api.uploads import read_images, request_body_doc
-from radiograph.overlay import overlay_png
 
 router = APIRouter(prefix="/v1", tags=["explain"])
 

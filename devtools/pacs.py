@@ -22,10 +22,10 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ComputedRadiographyImageStorage, generate_uid
 
+from devtools import dicom_files
 from devtools.live_servers import GENEROUS_UPSTREAM_TIMEOUT_S, free_port, stop, wait_until_ok
-from tests.clinical import dicom_files
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy" / "orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC_USER, ORTHANC_PASSWORD = "gateway", "orthanc-test-password-1"
