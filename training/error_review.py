@@ -28,15 +28,18 @@ TILE = 160
 
 
 def outside_share(heatmaps: np.ndarray) -> np.ndarray:
-    """Per map [n, h, w]: the share of its mass on the outermost ring of cells (0 for an all-zero map)."""
+    """Per map [n, h, w]: the share of its mass on the outermost ring of cells (NaN for an all-zero map: a picture
+    with no cell of evidence for pneumonia)."""
     total = heatmaps.sum(axis=(1, 2))
     inner = heatmaps[:, 1:-1, 1:-1].sum(axis=(1, 2))
-    return np.where(total > 0, 1.0 - inner / np.maximum(total, 1e-12), 0.0)
+    return np.where(total > 0, 1.0 - inner / np.maximum(total, 1e-12), np.nan)
 
 
 def peak_region(heatmap: np.ndarray) -> str:
     """Where the hottest cell lies: `top` (neck, shoulders), `bottom` (abdomen), `side` (borders, arms),
-    `centre` (mediastinum, spine: the middle column) or `lungs`."""
+    `centre` (mediastinum, spine: the middle column) or `lungs`; `none` for an all-zero map."""
+    if not heatmap.max() > 0:
+        return "none"
     rows, cols = heatmap.shape
     r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
     if r == 0:
@@ -55,12 +58,14 @@ def explain(model: LoadedModel, pixels: np.ndarray, batch: int = 16) -> tuple[np
 
 def _group(name: str, index: np.ndarray, p: np.ndarray, heat: np.ndarray) -> dict[str, object]:
     shares = outside_share(heat[index])
+    shares = shares[~np.isnan(shares)]  # pictures without evidence have no share
     regions = [peak_region(h) for h in heat[index]]
     return {
         "pictures": len(index),
-        "outside_share_mean": round(float(shares.mean()), 4) if len(index) else None,
-        "outside_share_median": round(float(np.median(shares)), 4) if len(index) else None,
-        "peak_region": {r: regions.count(r) for r in ("lungs", "centre", "top", "bottom", "side")},
+        "no_evidence": regions.count("none"),
+        "outside_share_mean": round(float(shares.mean()), 4) if len(shares) else None,
+        "outside_share_median": round(float(np.median(shares)), 4) if len(shares) else None,
+        "peak_region": {r: regions.count(r) for r in ("lungs", "centre", "top", "bottom", "side", "none")},
         "probability_median": round(float(np.median(p[index])), 4) if len(index) else None,
     }
 

@@ -111,8 +111,8 @@ def test_error_review_places_the_evidence() -> None:
     ring[0, 3] = 1.0  # all the evidence on the neck
     lungs = np.zeros((7, 7))
     lungs[3, 1] = lungs[3, 5] = 1.0
-    np.testing.assert_allclose(outside_share(np.stack([ring, lungs, np.zeros((7, 7))])), [1.0, 0.0, 0.0])
-    assert [peak_region(m) for m in (ring, lungs)] == ["top", "lungs"]
+    np.testing.assert_allclose(outside_share(np.stack([ring, lungs, np.zeros((7, 7))])), [1.0, 0.0, np.nan])
+    assert [peak_region(m) for m in (ring, lungs, np.zeros((7, 7)))] == ["top", "lungs", "none"]
     side, centre = np.zeros((7, 7)), np.zeros((7, 7))
     side[2, 6], centre[4, 3] = 1.0, 1.0
     assert [peak_region(m) for m in (side, centre)] == ["side", "centre"]
