@@ -65,7 +65,7 @@ class Scorer:
         Backend failures (no verdict possible for any image) are raised.
         """
         started = time.perf_counter()
-        size = await self._input_size(operating_point)
+        size = (await self._checked_metadata(operating_point)).input_height
         prepared = [await self._prepare(data, size) for data in images]
         good = [p for p in prepared if isinstance(p, np.ndarray)]
         verdicts = iter(await self._infer(good, operating_point, request_id) if good else [])
@@ -77,7 +77,7 @@ class Scorer:
         """All or none, as the Open Inference Protocol answers a batch: the first image that cannot be scored
         is raised, its position in the batch named, before any model call."""
         started = time.perf_counter()
-        size = await self._input_size(operating_point)
+        size = (await self._checked_metadata(operating_point)).input_height
         pixels = []
         for position, data in enumerate(images):
             prepared = await self._prepare(data, size)
@@ -91,8 +91,7 @@ class Scorer:
     async def score_pixels(self, pixels: np.ndarray, operating_point: str | None, request_id: str) -> list[Verdict]:
         """uint8 [n, H, W] already at the model's input size, scored as sent (no decoding, no resizing)."""
         started = time.perf_counter()
-        metadata = await self.backend.metadata()
-        self._operating_point(metadata, operating_point)
+        metadata = await self._checked_metadata(operating_point)
         expected = (metadata.input_height, metadata.input_width)
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[1:] != expected:
             raise errors.BadRequest(
@@ -103,11 +102,11 @@ class Scorer:
         self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
         return verdicts
 
-    async def _input_size(self, operating_point: str | None) -> int:
-        """The model's input size; refuses a wrong operating point name before any work."""
+    async def _checked_metadata(self, operating_point: str | None) -> ModelMetadata:
+        """The served model's metadata; refuses a wrong operating point name before any work."""
         metadata = await self.backend.metadata()
         self._operating_point(metadata, operating_point)
-        return metadata.input_height
+        return metadata
 
     def _operating_point(
         self, metadata: ModelMetadata, requested: str | None
@@ -164,8 +163,7 @@ class Scorer:
         """One image → its verdict and the model's heatmap (the `explain` signature)."""
         if not isinstance(self.backend, Explainer):
             raise errors.NotSupportedByBackend(f"the {self.backend.name} backend cannot explain predictions")
-        metadata = await self.backend.metadata()
-        self._operating_point(metadata, operating_point)
+        metadata = await self._checked_metadata(operating_point)
         pixels = await self._prepare(image, metadata.input_height)
         if isinstance(pixels, errors.GatewayError):
             raise pixels
