@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import anyio.to_thread
 import numpy as np
@@ -64,43 +66,44 @@ class Scorer:
 
         Backend failures (no verdict possible for any image) are raised.
         """
-        started = time.perf_counter()
-        size = (await self._checked_metadata(operating_point)).input_height
-        prepared = [await self._prepare(data, size) for data in images]
-        good = [p for p in prepared if isinstance(p, np.ndarray)]
-        verdicts = iter(await self._infer(good, operating_point, request_id) if good else [])
-        results = [p if isinstance(p, errors.GatewayError) else next(verdicts) for p in prepared]
-        self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
-        return results
+        with self._timed("total"):
+            size = (await self._checked_metadata(operating_point)).input_height
+            prepared = [await self._prepare(data, size) for data in images]
+            good = [p for p in prepared if isinstance(p, np.ndarray)]
+            verdicts = iter(await self._infer(good, operating_point, request_id) if good else [])
+            return [p if isinstance(p, errors.GatewayError) else next(verdicts) for p in prepared]
 
     async def score_all(self, images: list[bytes], operating_point: str | None, request_id: str) -> list[Verdict]:
         """All or none, as the Open Inference Protocol answers a batch: the first image that cannot be scored
         is raised, its position in the batch named, before any model call."""
-        started = time.perf_counter()
-        size = (await self._checked_metadata(operating_point)).input_height
-        pixels = []
-        for position, data in enumerate(images):
-            prepared = await self._prepare(data, size)
-            if isinstance(prepared, errors.GatewayError):
-                raise errors.in_batch(prepared, position)
-            pixels.append(prepared)
-        verdicts = await self._infer(pixels, operating_point, request_id)
-        self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
-        return verdicts
+        with self._timed("total"):
+            size = (await self._checked_metadata(operating_point)).input_height
+            pixels = []
+            for position, data in enumerate(images):
+                prepared = await self._prepare(data, size)
+                if isinstance(prepared, errors.GatewayError):
+                    raise errors.in_batch(prepared, position)
+                pixels.append(prepared)
+            return await self._infer(pixels, operating_point, request_id)
 
     async def score_pixels(self, pixels: np.ndarray, operating_point: str | None, request_id: str) -> list[Verdict]:
         """uint8 [n, H, W] already at the model's input size, scored as sent (no decoding, no resizing)."""
+        with self._timed("total"):
+            metadata = await self._checked_metadata(operating_point)
+            expected = (metadata.input_height, metadata.input_width)
+            if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[1:] != expected:
+                raise errors.BadRequest(
+                    f"pixels must be uint8 [n, {expected[0]}, {expected[1]}] (the model's input size); "
+                    f"got {pixels.dtype} {list(pixels.shape)}"
+                )
+            return await self._infer(list(pixels), operating_point, request_id)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        """Observes the block's duration as `stage` when it completes (a failed call is not a latency)."""
         started = time.perf_counter()
-        metadata = await self._checked_metadata(operating_point)
-        expected = (metadata.input_height, metadata.input_width)
-        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[1:] != expected:
-            raise errors.BadRequest(
-                f"pixels must be uint8 [n, {expected[0]}, {expected[1]}] (the model's input size); "
-                f"got {pixels.dtype} {list(pixels.shape)}"
-            )
-        verdicts = await self._infer(list(pixels), operating_point, request_id)
-        self.metrics.stage_latency.labels("total").observe(time.perf_counter() - started)
-        return verdicts
+        yield
+        self.metrics.stage_latency.labels(stage).observe(time.perf_counter() - started)
 
     async def _checked_metadata(self, operating_point: str | None) -> ModelMetadata:
         """The served model's metadata; refuses a wrong operating point name before any work."""
@@ -131,9 +134,8 @@ class Scorer:
         return radiograph.pixels
 
     async def _infer(self, good: list[np.ndarray], operating_point: str | None, request_id: str) -> list[Verdict]:
-        started = time.perf_counter()
-        inference = await self.backend.predict(np.stack(good)[..., None], request_id)
-        self.metrics.stage_latency.labels("inference").observe(time.perf_counter() - started)
+        with self._timed("inference"):
+            inference = await self.backend.predict(np.stack(good)[..., None], request_id)
         self.served_version = inference.model_version
         # thresholds and labels come from the version that answered
         metadata = await self.backend.metadata(inference.model_version)
