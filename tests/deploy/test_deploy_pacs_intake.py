@@ -108,7 +108,9 @@ def test_the_intake_runs_the_gateway_with_its_settings_and_a_results_pacs(
     env = resolved_env(resources, intake)
     shared = {name: value for name, value in env.items() if name in env_of(gateway)}
     assert shared == env_of(gateway)  # same model, Serving address, keys file, drift reference
-    assert set(env) - set(shared) == {"GATEWAY_SPOOL_DIR"} | RESULTS_SETTINGS
+    assert set(env) - set(shared) == {"GATEWAY_SPOOL_DIR", "GATEWAY_DRIFT_BASELINE_DIR"} | RESULTS_SETTINGS
+    # the site's drift baseline outlives the pod: it lives on the spool's volume
+    assert Path(env["GATEWAY_DRIFT_BASELINE_DIR"]).is_relative_to(env["GATEWAY_SPOOL_DIR"])
     password = next(e for e in intake["env"] if e["name"] == "GATEWAY_RESULTS_DICOMWEB_PASSWORD")
     assert password["valueFrom"]["secretKeyRef"] == {"name": "pacs-results-credentials", "key": "password"}
     for name, value in env.items():

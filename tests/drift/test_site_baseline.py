@@ -21,7 +21,7 @@ from radiograph.savedmodel import LoadedModel
 from serving.config import Settings
 from serving.main import create_app
 from serving.observability.drift import FEATURES, DriftMonitor
-from serving.observability.site_baseline import SAVE_EVERY
+from serving.observability.site_baseline import SAVE_EVERY, SiteBaseline
 from tests.drift.test_gateway_drift import SHIPPED, ScoresBackend, generate, png, samples
 
 
@@ -174,3 +174,11 @@ def test_site_baseline_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("GATEWAY_DRIFT_BASELINE_INPUTS", "true")
     assert (Settings().drift_baseline_dir, Settings().drift_baseline_images, Settings().drift_baseline_inputs) == (
         tmp_path, 300, True)
+
+
+def test_a_baseline_folder_missing_on_a_fresh_volume_is_created(tmp_path: Path) -> None:
+    folder = tmp_path / "spool" / "drift-baseline"  # as wired in k8s and compose: a folder not yet on the volume
+    baseline = SiteBaseline(folder, SHIPPED, size=4, features=[PROBABILITY])
+    baseline.open()
+    assert baseline.add({PROBABILITY: np.array([0.1, 0.2, 0.7, 0.9])}) is not None
+    assert DriftReference.load(folder / f"site_baseline_v{SHIPPED}.json").model_version == SHIPPED
