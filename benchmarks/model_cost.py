@@ -1,9 +1,10 @@
 """Inference cost of the shipped model per runtime × precision × batch size, in one process, calls interleaved (so
 that load from elsewhere hits every configuration alike); ratios against TensorFlow float32 one image at a time,
-what a naive loop runs. Or, with `--baseline`, the cost of the model against another exported version.
+what a naive loop runs. Or, with `--baseline`, the cost of the model against another exported version, in each
+runtime and precision.
 
     .venv/bin/python -m benchmarks.model_cost [--batches 1 8 32] [--images 64]
-    .venv/bin/python -m benchmarks.model_cost --baseline /tmp/v3/models/pneumonia --batch 1 --calls 30
+    .venv/bin/python -m benchmarks.model_cost --model NEW_ROOT --baseline models/pneumonia --batch 8 --calls 20
 
 (an older version comes from git history: `git archive REV models/pneumonia/N | tar -x -C /tmp/vN`). Every
 configuration is measured, validated or not: which ones the gateway may serve is `radiograph.precision`'s call.
@@ -89,7 +90,7 @@ def main(
     height, width = candidate.metadata.input_height, candidate.metadata.input_width
     rng = np.random.default_rng(0)
     if baseline is not None:
-        versions(LoadedModel.from_dir(baseline), candidate, rng, batch, calls)
+        versions(LoadedModel.from_dir(baseline), candidate, rng, batch, calls, openvino_cache)
         return
     configurations = runtimes(candidate, openvino_cache)
     print(f"model version {candidate.version}; {cpu_name()}")
@@ -106,18 +107,25 @@ def main(
             print(f"  batch {size:3d}  {name:20s} {per_image:8.1f} ms   {reference / per_image:5.2f}×")
 
 
-def versions(base: LoadedModel, candidate: LoadedModel, rng: np.random.Generator, batch: int, calls: int) -> None:
+def versions(
+    base: LoadedModel, candidate: LoadedModel, rng: np.random.Generator, batch: int, calls: int, cache_dir: Path
+) -> None:
+    """The two versions in every runtime × precision (each precision compiled for both, validated or not), calls
+    of the two interleaved within each configuration."""
     if (base.metadata.input_height, base.metadata.input_width) != (
         candidate.metadata.input_height, candidate.metadata.input_width
     ):
         raise typer.BadParameter("the two models take different input sizes")
     size = (batch, candidate.metadata.input_height, candidate.metadata.input_width, 1)
     pictures = np.asarray(rng.integers(0, 256, size), np.uint8)
-    medians = interleaved({"baseline": base.predict, "candidate": candidate.predict}, pictures, calls)
-    print(f"median ms per call of {batch} image(s), {calls} interleaved calls each; {cpu_name()}")
-    for name, m in (("baseline", base), ("candidate", candidate)):
-        print(f"  {name:9s} version {m.version}: {medians[name]:8.1f} ms ({medians[name] / batch:.1f} ms per image)")
-    print(f"  ratio candidate/baseline: {medians['candidate'] / medians['baseline']:.2f}×")
+    pairs = zip(runtimes(base, cache_dir).items(), runtimes(candidate, cache_dir).values(), strict=True)
+    print(f"ms per image, {calls} interleaved calls of {batch} image(s) per model and configuration "
+          f"(OpenVINO: one call per stream at once); {cpu_name()}")
+    print(f"  {'':20s} {'version ' + str(base.version):>12s} {'version ' + str(candidate.version):>12s}   ratio")
+    for (name, (base_predict, parallel)), (candidate_predict, _) in pairs:
+        medians = interleaved({"base": base_predict, "candidate": candidate_predict}, pictures, calls)
+        base_ms, candidate_ms = (medians[k] / (batch * parallel) for k in ("base", "candidate"))
+        print(f"  {name:20s} {base_ms:9.1f} ms {candidate_ms:9.1f} ms   {candidate_ms / base_ms:5.2f}×")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,17 @@ def sample(metrics: GatewayMetrics, name: str, labels: dict[str, str] | None = N
     value = metrics.registry.get_sample_value(name, labels or {})
     return 0.0 if value is None else value
 
+async def held_call(queue: int = 64) -> tuple[RecordingModel, MicroBatcher, threading.Event, asyncio.Task]:
+    """A one-image-per-call batcher whose first call (image 1) is running and held until the event is set."""
+    hold = threading.Event()
+    model = RecordingModel(hold)
+    merger = batcher(model, size=1, wait_s=0, queue=queue)
+    merger.start()
+    running = asyncio.create_task(merger.submit(images(1), timeout_s=30))
+    await asyncio.to_thread(model.started.wait, 10)
+    return model, merger, hold, running
+
+
 
 async def test_concurrent_requests_share_one_model_call() -> None:
     model = RecordingModel()
@@ -110,12 +121,7 @@ async def test_a_lone_image_runs_after_the_batch_timeout() -> None:
 
 
 async def test_past_its_deadline_a_request_gets_504_and_its_waiting_images_never_run() -> None:
-    hold = threading.Event()
-    model = RecordingModel(hold)
-    merger = batcher(model, size=1, wait_s=0)
-    merger.start()
-    running = asyncio.create_task(merger.submit(images(1), timeout_s=30))
-    await asyncio.to_thread(model.started.wait, 10)
+    model, merger, hold, running = await held_call()
     with pytest.raises(errors.UpstreamTimeout):
         await merger.submit(images(2, 3), timeout_s=0.2)  # queued behind the held call
     assert sample(merger.metrics, "gateway_batch_queue_images") == 0
@@ -129,12 +135,7 @@ async def test_past_its_deadline_a_request_gets_504_and_its_waiting_images_never
 
 
 async def test_past_the_queue_limit_a_request_is_shed_with_retry_after() -> None:
-    hold = threading.Event()
-    model = RecordingModel(hold)
-    merger = batcher(model, size=1, wait_s=0, queue=3)
-    merger.start()
-    running = asyncio.create_task(merger.submit(images(1), timeout_s=30))
-    await asyncio.to_thread(model.started.wait, 10)
+    _, merger, hold, running = await held_call(queue=3)
     queued = asyncio.create_task(merger.submit(images(2, 3, 4), timeout_s=30))
     await asyncio.sleep(0.05)
     assert sample(merger.metrics, "gateway_batch_queue_images") == 3
@@ -163,12 +164,7 @@ async def test_a_failing_model_call_fails_its_requests_and_the_next_call_runs() 
 
 
 async def test_closing_answers_the_waiting_requests() -> None:
-    hold = threading.Event()
-    model = RecordingModel(hold)
-    merger = batcher(model, size=1, wait_s=0)
-    merger.start()
-    running = asyncio.create_task(merger.submit(images(1), timeout_s=30))
-    await asyncio.to_thread(model.started.wait, 10)
+    _, merger, hold, running = await held_call()
     waiting = asyncio.create_task(merger.submit(images(2), timeout_s=30))
     await asyncio.sleep(0.05)
     await merger.close()
