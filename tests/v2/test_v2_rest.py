@@ -71,11 +71,17 @@ def test_a_mixed_batch_scores_as_v1_predict(
 def test_the_operating_point_is_a_request_parameter(
     v2_gateway: LiveV2, triton: httpclient.InferenceServerClient, mixed_batch: list[Picture], v1_answers: list[dict]
 ) -> None:
-    picture, screening = mixed_batch[1], v1_answers[1]  # P between the two thresholds: the label depends on the point
-    balanced = v2_gateway.http.post(
-        "/v1/predict?operating_point=balanced", content=picture.data, headers={"content-type": picture.media_type}
-    ).json()
-    assert (screening["label"], balanced["label"]) == ("PNEUMONIA", "NORMAL")
+    # a picture whose P lies between the two thresholds: its label depends on the point
+    answers = [
+        v2_gateway.http.post(
+            "/v1/predict?operating_point=balanced", content=picture.data, headers={"content-type": picture.media_type}
+        ).json()
+        for picture in mixed_batch
+    ]
+    between = [i for i, (s, b) in enumerate(zip(v1_answers, answers, strict=True))
+               if (s["label"], b["label"]) == ("PNEUMONIA", "NORMAL")]
+    assert between, f"no picture of the batch scores between the thresholds: {[a['probability'] for a in answers]}"
+    picture, balanced = mixed_batch[between[0]], answers[between[0]]
     names = ("probability", "label", "threshold")
     outputs = [httpclient.InferRequestedOutput(name, binary_data=False) for name in names]
     result = triton.infer(
