@@ -21,32 +21,21 @@ import httpx
 import numpy as np
 import typer
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from benchmarks._samples import fullres
 from benchmarks.model_cost import cpu_name
+from devtools import dicom_files
 from devtools.live_servers import gateway_process
 
 
 def dx(gray: np.ndarray) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.BodyPartExamined, ds.ViewPosition, ds.PatientAge = "DX", "CHEST", "PA", "004Y"
+    """An uncompressed DX of the intended population: 12 bits stored in 16, as a detector writes them."""
+    ds = dicom_files.windowed_12bit(gray)
+    ds.StudyInstanceUID = generate_uid()  # one study per instance
+    ds.BodyPartExamined, ds.ViewPosition, ds.PatientAge = "CHEST", "PA", "004Y"
     ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.Rows, ds.Columns = gray.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = (gray.astype(np.uint16) * 16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return dicom_files.to_bytes(ds)
 
 
 def status_kib(pid: int, field: str) -> int:
