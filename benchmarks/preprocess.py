@@ -33,11 +33,10 @@ DRAFT_FACTOR = 2  # draft decoding: JPEGs decoded to >= 2× the target size befo
 def draft_pixels(data: bytes, size: int) -> np.ndarray:
     """libjpeg's DCT-domain downscaling (`Image.draft`), then the product's resize and compression: faster,
     but not the training set's pixels; the product decodes in full."""
-    image = Image.open(io.BytesIO(data))
-    image.draft("L", (DRAFT_FACTOR * size,) * 2)
-    image.load()
-    image = ImageOps.exif_transpose(image)
-    return imaging.preprocess(image, size)
+    encoded = Image.open(io.BytesIO(data))
+    encoded.draft("L", (DRAFT_FACTOR * size,) * 2)
+    encoded.load()
+    return imaging.preprocess(ImageOps.exif_transpose(encoded), size)
 
 
 PixelPath = Callable[[bytes, int], np.ndarray]

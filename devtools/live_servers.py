@@ -4,6 +4,7 @@ waiting for a server to answer and stopping a process."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -40,9 +41,8 @@ def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float, 
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args[0]} exited with {process.returncode} before {url} answered{_tail(log)}"
-            )
+            program, code = _program(process), process.returncode
+            raise RuntimeError(f"{program} exited with {code} before {url} answered{_tail(log)}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -51,6 +51,13 @@ def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float, 
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer 200 within {timeout_s:g} s{_tail(log)}")
         time.sleep(0.2)
+
+
+def _program(process: subprocess.Popen[bytes]) -> str:
+    """The program a process runs, for messages (`args` is a sequence or one command string)."""
+    args = process.args
+    first = args if isinstance(args, (str, bytes, os.PathLike)) else args[0]
+    return os.fsdecode(first)
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:

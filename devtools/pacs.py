@@ -140,7 +140,7 @@ class Orthanc:
         """The instances of `modality` in the study, as Orthanc stores them."""
         with self.client() as client:
             found = client.post("/tools/find", json={"Level": "Study", "Query": {"StudyInstanceUID": study_uid}})
-            datasets = []
+            datasets: list[Dataset] = []
             for study in found.json():
                 for series in client.get(f"/studies/{study}/series").json():
                     if series["MainDicomTags"].get("Modality") != modality:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import typer
 
@@ -106,14 +106,20 @@ def ensemble(
     member: Annotated[list[Path], typer.Option(help="A `train` run folder; repeat for each member")],
     cache: CacheDir = Path("cache"),
     run_dir: RunDir = Path("runs/ensemble"),
+    storage: Annotated[str, typer.Option(help="How `export` stores the members' weights: float32, or float16 "
+                                          "for half their size (rounded before scoring; computed in float32)")]
+    = "float32",
 ) -> None:
     """Average `train` runs on logits; choose the operating points on validation scored as the
     exported ensemble scores (test-time transforms and members averaged)."""
     _logging()
     from training.ensemble import ensemble_run
+    from training.storage import STORAGES, WeightStorage
 
+    if storage not in STORAGES:
+        raise typer.BadParameter(f"{storage!r} is not one of {', '.join(STORAGES)}", param_hint="--storage")
     with _run_mismatch():
-        validation = ensemble_run(weights, member, cache, run_dir)
+        validation = ensemble_run(weights, member, cache, run_dir, cast(WeightStorage, storage))
     typer.echo(json.dumps({"validation_auc": validation["validation_auc"]}, indent=1))
     for name, point in validation["operating_points"].items():
         typer.echo(f"{name}: threshold {point['threshold']:.4f} {point['validation']}")

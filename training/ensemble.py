@@ -20,6 +20,7 @@ from training.features import load_split, load_tta_grids, view_keys
 from training.graph import INPUT_SIZE, TTA_TRANSFORMS, averaged_features
 from training.heads import subtype_report, subtype_targets
 from training.runs import ENSEMBLE_MEMBERS, Member, RunMismatch, load_members, read_summary
+from training.storage import STORAGE_KEY, WeightStorage, round_to_storage
 from training.thresholds import hard_auc, operating_points, sigmoid
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,12 @@ class EnsembleValidation(TypedDict):
     validation_auc: dict[str, dict[str, float]]
 
 
-def ensemble_run(weights: str, members: list[Path], cache: Path, run_dir: Path) -> EnsembleValidation:
+def ensemble_run(
+    weights: str, members: list[Path], cache: Path, run_dir: Path, storage: WeightStorage = "float32"
+) -> EnsembleValidation:
     """Average `train` runs on logits; choose the operating points on validation scored as the
-    exported ensemble scores (test-time transforms and members averaged). Writes the run to `run_dir`."""
+    exported ensemble scores (test-time transforms and members averaged, the members' weights as
+    `storage` keeps them). Writes the run to `run_dir`."""
     split = load_split(cache)
     val_keys = view_keys(cache, "val")
     for path in members:  # the views a member was selected on (rebuilt runs do not record them)
@@ -44,12 +48,14 @@ def ensemble_run(weights: str, members: list[Path], cache: Path, run_dir: Path) 
             raise RunMismatch(f"{path} was selected on {recorded}, the cache holds {val_keys}", "--member")
     grids = {key.removeprefix("val_"): load_tta_grids(cache, key) for key in val_keys}
     _, loaded = load_members(members, weights, INPUT_SIZE)
+    for member in loaded:
+        round_to_storage(member, storage)
     logits = {
         path.name: {view: member_logits(m, g) for view, g in grids.items()}
         for path, m in zip(members, loaded, strict=True)
     }
     validation = validation_summary(logits, labels_of(split["val"]), subtype_targets(split["val"]))
-    write_ensemble(run_dir, members, validation)
+    write_ensemble(run_dir, members, validation, storage)
     return validation
 
 
@@ -90,7 +96,9 @@ def validation_summary(
     }
 
 
-def write_ensemble(run_dir: Path, members: list[Path], validation: EnsembleValidation) -> None:
+def write_ensemble(
+    run_dir: Path, members: list[Path], validation: EnsembleValidation, storage: WeightStorage = "float32"
+) -> None:
     """The ensemble run: a copy of each member's run under `members/` and its training.json."""
     names = [path.name for path in members]
     if len(set(names)) != len(names):
@@ -106,6 +114,7 @@ def write_ensemble(run_dir: Path, members: list[Path], validation: EnsembleValid
         ENSEMBLE_MEMBERS: names,
         "split": summaries[0]["split"],
         "test_time_transforms": list(TTA_TRANSFORMS),
+        STORAGE_KEY: storage,
         **validation,
     }
     (run_dir / "training.json").write_text(json.dumps(summary, indent=2, default=str))

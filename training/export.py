@@ -27,6 +27,7 @@ from radiograph.contract import (
 from training.data import LABELS, SUBTYPES
 from training.graph import INPUT_SIZE, TTA_TRANSFORMS, pooled_cells, pooled_mask, to_backbone_input, tta_transform
 from training.runs import Member, RunMismatch, load_run, member_dirs, pooling_of, read_summary
+from training.storage import STORAGE_KEY, member_stored_as, storage_of
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class PneumoniaModule(tf.Module):
         logit, _ = self._logits(grids)
         identity = TTA_TRANSFORMS.index("identity")
         cam = tf.nn.relu(tf.reduce_mean([  # each member's map on the cells its score reads
-            tf.einsum("bhwc,c->bhw", grid[identity], head.get_layer("logit").kernel[:, 0])
+            tf.einsum("bhwc,c->bhw", grid[identity], tf.cast(head.get_layer("logit").kernel[:, 0], grid.dtype))
             * pooled_mask(grid.shape[2], grid.shape[3], pooling)
             for head, grid, pooling in zip(self.heads, grids, self.poolings, strict=True)
         ], axis=0))
@@ -135,8 +136,8 @@ def next_version(model_root: Path) -> int:
 
 def model_metadata(run_dir: Path, weights: str) -> ModelMetadata:
     """The metadata of a `train` or `ensemble` run's model: labels, input size, the run's operating
-    points, and how each member was trained. Raises `RunMismatch` when the run's thresholds were
-    chosen for other test-time transforms than the exported graph averages."""
+    points, how each member was trained and how its weights are stored. Raises `RunMismatch` when the
+    run's thresholds were chosen for other test-time transforms than the exported graph averages."""
     summary = read_summary(run_dir)
     if summary.get("test_time_transforms") != list(TTA_TRANSFORMS):
         raise RunMismatch(
@@ -170,6 +171,7 @@ def model_metadata(run_dir: Path, weights: str) -> ModelMetadata:
                 for m in members
             ],
             "test_time_transforms": list(TTA_TRANSFORMS),
+            STORAGE_KEY: storage_of(summary),
         },
     )
 
@@ -190,10 +192,12 @@ def _views(members: list[dict[str, Any]]) -> str:
 
 
 def export_run(run_dir: Path, weights: str, model_root: Path, version: int | None = None) -> Path:
-    """Export a `train` or `ensemble` run as version `version` (default: the next free) under `model_root`."""
+    """Export a `train` or `ensemble` run as version `version` (default: the next free) under `model_root`,
+    its members' weights stored as the run says (`training.storage`)."""
     metadata = model_metadata(run_dir, weights)
     run = load_run(run_dir, weights, INPUT_SIZE)
-    return export(run.bottom, run.members, metadata, model_root, version)
+    members = [member_stored_as(m, storage_of(run.summary)) for m in run.members]
+    return export(run.bottom, members, metadata, model_root, version)
 
 
 def export(

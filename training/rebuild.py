@@ -1,6 +1,7 @@
 """Rebuilding `train` run folders (the weights `save_run` writes, and their training.json) from an
-exported SavedModel, one per member named `seed<N>` after its seed, so that a shipped model's members
-can join an ensemble without being retrained (`python -m training rebuild-run`).
+exported SavedModel, one per member named `seed<N>` after its seed (`member<i>-seed<N>` where seeds
+repeat), so that a shipped model's members can join an ensemble without being retrained
+(`python -m training rebuild-run`).
 
 The variables are read by object path from the SavedModel's checkpoint (`training.export` knows both
 module layouts: one member up to version 3, an ensemble since), and the rebuilt runs are checked:
@@ -21,14 +22,15 @@ from radiograph.savedmodel import LoadedModel
 from training.export import PneumoniaModule, legacy_tracked_parts, read_variables, tracked_parts
 from training.graph import build_backbone, split_backbone
 from training.heads import HeadConfig
-from training.runs import load_members, pooling_of, save_run, untrained_member
+from training.runs import Member, load_members, pooling_of, save_run, untrained_member
+from training.storage import member_stored_as, storage_of
 
 SCORE_TOLERANCE = 1e-5
 """Largest difference of probability allowed between the rebuilt runs, exported again, and the SavedModel."""
 
 
 def rebuild_runs(shipped: LoadedModel, weights: str, out_dir: Path) -> list[Path]:
-    """One run folder per member of `shipped` under `out_dir`, `seed<N>`."""
+    """One run folder per member of `shipped` under `out_dir`, named by `run_names`."""
     training = dict(shipped.metadata.training)
     legacy = "members" not in training  # version 3 and earlier recorded one member at top level
     recorded = [training] if legacy else training["members"]
@@ -40,10 +42,13 @@ def rebuild_runs(shipped: LoadedModel, weights: str, out_dir: Path) -> list[Path
                          pooling_of(member))
         for member in recorded
     ]
-    parts = legacy_tracked_parts(backbone, members[0]) if legacy else tracked_parts(bottom, members)
-    read_variables(shipped.path, parts)
+    if legacy:
+        read_variables(shipped.path, legacy_tracked_parts(backbone, members[0]))
+    else:
+        read_stored_variables(shipped, bottom, members)
     run_dirs = []
-    for member, rebuilt in zip(recorded, members, strict=True):
+    names = run_names([int(member["seed"]) for member in recorded])
+    for name, member, rebuilt in zip(names, recorded, members, strict=True):
         summary = {
             "seed": member["seed"],
             "split": training["split"],
@@ -54,10 +59,32 @@ def rebuild_runs(shipped: LoadedModel, weights: str, out_dir: Path) -> list[Path
         }
         if len(recorded) == 1:  # a single member's operating points are the model's
             summary["operating_points"] = {k: p.model_dump() for k, p in shipped.metadata.operating_points.items()}
-        run_dir = out_dir / f"seed{member['seed']}"
+        run_dir = out_dir / name
         save_run(run_dir, rebuilt.top, rebuilt.head, rebuilt.subtype_head, summary)
         run_dirs.append(run_dir)
     return run_dirs
+
+
+def run_names(seeds: list[int]) -> list[str]:
+    """`seed<N>` per member, or `member<i>-seed<N>` for all when two members share a seed."""
+    if len(set(seeds)) == len(seeds):
+        return [f"seed{seed}" for seed in seeds]
+    return [f"member{i}-seed{seed}" for i, seed in enumerate(seeds, 1)]
+
+
+def read_stored_variables(shipped: LoadedModel, bottom: keras.Model, members: list[Member]) -> None:
+    """The SavedModel's variables into `bottom` and `members` (float32), the members' through copies
+    of their storage when that is not float32."""
+    storage = storage_of(shipped.metadata.training)
+    stored_members = [member_stored_as(m, storage) for m in members]
+    read_variables(shipped.path, tracked_parts(bottom, stored_members))
+    if storage == "float32":
+        return
+    for stored, member in zip(stored_members, members, strict=True):
+        for source, target in zip(
+            (stored.top, stored.head, stored.subtype_head), (member.top, member.head, member.subtype_head), strict=True
+        ):
+            target.set_weights(source.get_weights())
 
 
 @dataclass(frozen=True)

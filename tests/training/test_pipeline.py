@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from localserving.signatures import warmup_requests
+from radiograph.contract import EXPLAIN_SIGNATURE, HEATMAP_OUTPUT
 from radiograph.savedmodel import LoadedModel
 from tests.training.cli_runs import run, small_copy
 from training.cli import app
@@ -126,6 +127,13 @@ def rebuild_runs(models: Path, version: int, out_dir: Path) -> list[Path]:
     return [Path(line) for line in output.splitlines() if line.startswith(str(out_dir))]
 
 
+def test_rebuilt_runs_of_members_sharing_a_seed_get_distinct_folders() -> None:
+    from training.rebuild import run_names
+
+    assert run_names([1, 2]) == ["seed1", "seed2"]
+    assert run_names([7, 7, 8]) == ["member1-seed7", "member2-seed7", "member3-seed8"]
+
+
 def test_run_rebuilt_from_an_exported_model_is_the_same_member(small_data: Path, tmp_path: Path) -> None:
     """`rebuild-run`: how a shipped single-member model becomes an ensemble member."""
     cache, run_dir, models, rebuilt = tmp_path / "cache", tmp_path / "run", tmp_path / "models", tmp_path / "rebuilt"
@@ -153,6 +161,56 @@ def test_second_export_gets_next_version(small_data: Path, tmp_path: Path) -> No
         run("export", "--weights", "tiny", "--run-dir", str(run_dir), "--model", str(models))
     assert sorted(p.name for p in models.iterdir()) == ["1", "2"]
     assert LoadedModel.from_dir(models).version == 2
+
+
+def test_float16_storage_halves_the_members_and_scores_as_the_ensemble_chose(small_data: Path, tmp_path: Path) -> None:
+    """`ensemble --storage float16`: the members' weights are rounded before scoring and `export` stores them as
+    float16 (the frozen bottom stays float32); the export computes in float32 and scores exactly as the ensemble
+    recorded, within float16 rounding of the float32 export, and `rebuild-run` reads such a model back."""
+    import tensorflow as tf
+
+    cache, member, models = tmp_path / "cache", tmp_path / "seed7", tmp_path / "models"
+    run("features", "--data-dir", str(small_data), "--weights", "tiny", "--cache", str(cache),
+        "--train-views", "0", "--val-views", "1", "--val-fraction", "0.3")
+    run("train", "--weights", "tiny", "--cache", str(cache), "--run-dir", str(member), "--epochs", "1",
+        "--fine-tune-epochs", "1")
+    run("export", "--weights", "tiny", "--run-dir", str(member), "--model", str(models))
+    ensemble = tmp_path / "ensemble"
+    run("ensemble", "--weights", "tiny", "--cache", str(cache), "--member", str(member), "--run-dir", str(ensemble),
+        "--storage", "float16")
+    run("export", "--weights", "tiny", "--run-dir", str(ensemble), "--model", str(models))
+
+    def stored(version: int) -> dict[str, tuple[set[str], int]]:
+        """bottom / members → (dtypes, bytes) of the model's variables."""
+        reader = tf.train.load_checkpoint(str(models / str(version) / "variables" / "variables"))
+        dtypes, shapes = reader.get_variable_to_dtype_map(), reader.get_variable_to_shape_map()
+        parts: dict[str, tuple[set[str], int]] = {}
+        for name in (n for n in dtypes if n.endswith("VARIABLE_VALUE")):
+            part = "bottom" if name.startswith("bottom/") else "members"
+            kinds, size = parts.get(part, (set(), 0))
+            parts[part] = kinds | {dtypes[name].name}, size + int(np.prod(shapes[name])) * dtypes[name].size
+        return parts
+
+    full, half = stored(1), stored(2)
+    assert full == {"bottom": ({"float32"}, full["bottom"][1]), "members": ({"float32"}, full["members"][1])}
+    assert half["bottom"] == full["bottom"]
+    assert half["members"] == ({"float16"}, full["members"][1] // 2)
+    float32_model, float16_model = LoadedModel.from_dir(models, 1), LoadedModel.from_dir(models, 2)
+    assert float16_model.metadata.training["weight_storage"] == "float16"
+    assert float32_model.metadata.training["weight_storage"] == "float32"
+    images = np.asarray(np.random.default_rng(1).integers(0, 256, (4, 224, 224, 1)), np.uint8)
+    np.testing.assert_allclose(float16_model.predict(images), float32_model.predict(images), atol=5e-3)
+    assert float16_model.run(EXPLAIN_SIGNATURE, images[:1])[HEATMAP_OUTPUT].shape[0] == 1
+
+    report = tmp_path / "report"
+    run("evaluate", "--data-dir", str(small_data), "--split", "val", "--model", str(models), "--version", "2",
+        "--out", str(report), "--runtime", "tensorflow", "--precision", "float32")
+    metrics = json.loads((report / "metrics.json").read_text())
+    chosen = json.loads((ensemble / "training.json").read_text())["operating_points"]
+    for name, point in chosen.items():
+        for key in ("sensitivity", "specificity"):
+            assert metrics["operating_points"][name][key] == pytest.approx(point["validation"][f"clean_{key}"])
+    assert [p.name for p in rebuild_runs(models, 2, tmp_path / "rebuilt")] == ["seed7"]
 
 
 def test_export_refuses_a_run_chosen_for_other_transforms(tmp_path: Path) -> None:
