@@ -148,6 +148,12 @@ def test_an_atomic_write_leaves_the_old_content_when_it_fails(tmp_path: Path, mo
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == [path.name]
 
 
+def test_an_atomic_write_is_readable_by_all_as_a_plain_write(tmp_path: Path) -> None:
+    path = tmp_path / "drift_reference.json"
+    write_atomically(path, b"{}")
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_the_gateway_reports_the_reference_in_use(
     tmp_path: Path, shipped_model: LoadedModel, shipped_model_dir: Path, validation_pixels: np.ndarray
 ) -> None:
