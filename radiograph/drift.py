@@ -122,7 +122,7 @@ class DriftReference:
 def write_atomically(path: Path, data: bytes) -> None:
     """`path` holds either its old content or all of `data`, whatever happens (a temporary file beside it,
     fsynced, renamed over it, the folder fsynced). Readable by all, as a plain write would leave it (a model's
-    drift reference is read by TF Serving's user too); `mkstemp` makes it owner-only."""
+    drift reference is read by whatever user the gateway's container runs as); `mkstemp` makes it owner-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
