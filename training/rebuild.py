@@ -81,9 +81,7 @@ def read_stored_variables(shipped: LoadedModel, bottom: keras.Model, members: li
     if storage == "float32":
         return
     for stored, member in zip(stored_members, members, strict=True):
-        for source, target in zip(
-            (stored.top, stored.head, stored.subtype_head), (member.top, member.head, member.subtype_head), strict=True
-        ):
+        for source, target in zip(stored.models, member.models, strict=True):
             target.set_weights(source.get_weights())
 
 

@@ -38,6 +38,11 @@ class Member:
     pooling: str = "whole"
     """`graph.POOLINGS`: the cells of the top block's grid its heads see."""
 
+    @property
+    def models(self) -> tuple[keras.Model, keras.Model, keras.Model]:
+        """(top, head, subtype_head): the parts that hold its weights."""
+        return self.top, self.head, self.subtype_head
+
 
 @dataclass(frozen=True)
 class TrainedRun:

@@ -55,13 +55,13 @@ def stored_as(model: keras.Model, storage: WeightStorage) -> keras.Model:
 
 
 def member_stored_as(member: Member, storage: WeightStorage) -> Member:
-    return Member(stored_as(member.top, storage), stored_as(member.head, storage),
-                  stored_as(member.subtype_head, storage), member.pooling)
+    top, head, subtype_head = (stored_as(model, storage) for model in member.models)
+    return Member(top, head, subtype_head, member.pooling)
 
 
 def round_to_storage(member: Member, storage: WeightStorage) -> None:
     """`member`'s float32 weights, in place, to the values `storage` keeps of them."""
     if storage == "float32":
         return
-    for model in (member.top, member.head, member.subtype_head):
+    for model in member.models:
         model.set_weights([np.asarray(w).astype(np.float16).astype(np.float32) for w in model.get_weights()])
